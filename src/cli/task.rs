@@ -1,0 +1,318 @@
+//! `distsched task submit|show|list|cancel|logs`.
+
+use std::io::Read;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use lexopt::Parser;
+
+use distsched::client::ListFilter;
+use distsched::config::format_duration;
+use distsched::{Balancer, Status, Task, TaskSpec};
+
+use super::time::{format_time, parse_time};
+use super::{
+    CliResult, Failure, Opt, duration_flag, exit, human_ms, next, number_flag, parse, print_json,
+    print_table,
+};
+
+const HELP: &str = "\
+usage: distsched task <command> [options]
+
+commands:
+  submit --exec NAME [options]   create a task; prints its id
+  show ID                        one task: status, attempts, result
+  list [--status S] [--job J] [--limit N]
+  cancel ID                      cancel a pending, delayed or running task
+  logs ID                        the task's log lines
+
+submit options:
+  --exec NAME          executor: a declared shell command, http, rpc, shell, or a Rust function
+  --payload JSON|-     payload JSON (`-` reads it from stdin; default null)
+  --priority N         -1000..1000, higher first (default 0)
+  --delay DUR          start no earlier than DUR from now
+  --at TIME            start no earlier than TIME (RFC 3339, e.g. 2026-01-02T03:04:05Z, or Unix seconds)
+  --timeout DUR        attempt timeout (default 5m)
+  --retries N          retries after a failure (default 3)
+  --retry-delay DUR    first retry delay (default 10s)
+  --backoff F          delay multiplier per retry (default 2.0)
+  --key KEY            idempotency key: a repeat submit returns the first task
+  --tags a,b           only workers carrying these tags
+  --balancer B         least-tasks, round-robin, random, weighted, consistent-hash
+  --route-key K        routing key for consistent-hash (default the task id)
+  --id ID              explicit task id
+  --wait               wait for the end; exit 0 success, 1 failed, 2 cancelled, 3 still running
+  --wait-timeout DUR   how long --wait waits (default 5m plus the task timeout)
+
+every command also takes --redis URL, --ns NAME, --json";
+
+/// `distsched task ...`.
+pub fn run(parser: &mut Parser) -> CliResult {
+    let Some(sub) = next(parser)? else {
+        outln!("{HELP}");
+        return Ok(exit::USAGE);
+    };
+    let sub = match sub {
+        Opt::Value(v) => v.to_string_lossy().into_owned(),
+        Opt::Long(l) if l == "help" => "help".into(),
+        Opt::Short('h') => "help".into(),
+        other => return Err(other.unexpected("task")),
+    };
+    match sub.as_str() {
+        "submit" => submit(parser),
+        "show" => show(parser),
+        "list" => list(parser),
+        "cancel" => cancel(parser),
+        "logs" => logs(parser),
+        "help" => {
+            outln!("{HELP}");
+            Ok(exit::OK)
+        }
+        other => Err(Failure::usage(format!(
+            "unknown task command `{other}` (expected submit, show, list, cancel or logs)"
+        ))),
+    }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+fn submit(parser: &mut Parser) -> CliResult {
+    let valued = [
+        "exec",
+        "payload",
+        "priority",
+        "delay",
+        "at",
+        "timeout",
+        "retries",
+        "retry-delay",
+        "backoff",
+        "key",
+        "tags",
+        "balancer",
+        "route-key",
+        "id",
+        "wait-timeout",
+    ];
+    let args = parse(parser, "task submit", HELP, &valued, &["wait"])?;
+    args.no_id("task submit")?;
+    let executor = args
+        .get("exec")
+        .ok_or_else(|| Failure::usage("`distsched task submit` needs --exec NAME"))?;
+    let mut spec = TaskSpec::new(executor);
+    if let Some(p) = args.get("payload") {
+        let text = if p == "-" {
+            let mut s = String::new();
+            std::io::stdin()
+                .read_to_string(&mut s)
+                .map_err(|e| Failure::usage(format!("cannot read the payload from stdin: {e}")))?;
+            s
+        } else {
+            p.to_string()
+        };
+        let json: serde_json::Value = serde_json::from_str(&text)
+            .map_err(|e| Failure::usage(format!("invalid --payload: not JSON ({e})")))?;
+        spec.payload = json.to_string();
+    }
+    if let Some(p) = number_flag(&args, "priority", "a whole number from -1000 to 1000")? {
+        spec.priority = p;
+    }
+    match (duration_flag(&args, "delay")?, args.get("at")) {
+        (Some(_), Some(_)) => return Err(Failure::usage("give --delay or --at, not both")),
+        (Some(d), None) => spec.not_before_ms = Some(now_ms() + d.as_millis() as u64),
+        (None, Some(at)) => spec.not_before_ms = Some(parse_time(at)?),
+        (None, None) => {}
+    }
+    if let Some(t) = duration_flag(&args, "timeout")? {
+        spec.timeout = t;
+    }
+    if let Some(r) = number_flag(&args, "retries", "a whole number")? {
+        spec.max_retries = r;
+    }
+    if let Some(d) = duration_flag(&args, "retry-delay")? {
+        spec.retry_delay = d;
+    }
+    if let Some(b) = number_flag(&args, "backoff", "a number such as 2.0")? {
+        spec.backoff = b;
+    }
+    spec.key = args.get("key").map(String::from);
+    spec.tags = args
+        .get("tags")
+        .map(|t| {
+            t.split(',')
+                .map(str::trim)
+                .filter(|t| !t.is_empty())
+                .map(String::from)
+                .collect()
+        })
+        .unwrap_or_default();
+    spec.balancer = args.get("balancer").map(Balancer::parse).transpose()?;
+    spec.route_key = args.get("route-key").map(String::from);
+    spec.id = args.get("id").map(String::from);
+    let wait_timeout =
+        duration_flag(&args, "wait-timeout")?.unwrap_or(spec.timeout + Duration::from_secs(300));
+    spec.validate()?;
+
+    let mut client = args.common.client()?;
+    let submitted = client.submit(&spec)?;
+    if !args.has("wait") {
+        if args.common.json {
+            print_json(&submitted)?;
+        } else {
+            outln!("{}", submitted.id);
+        }
+        return Ok(exit::OK);
+    }
+    match client.wait(&submitted.id, wait_timeout)? {
+        Some(task) => {
+            print_task(&task, args.common.json)?;
+            Ok(match task.status {
+                Status::Success => exit::OK,
+                Status::Cancelled => 2,
+                _ => exit::FAILURE,
+            })
+        }
+        None => {
+            eprintln!(
+                "distsched: task {} still not ended after {}",
+                submitted.id,
+                format_duration(wait_timeout)
+            );
+            Ok(3)
+        }
+    }
+}
+
+fn show(parser: &mut Parser) -> CliResult {
+    let args = parse(parser, "task show", HELP, &[], &[])?;
+    let task = args.common.client()?.task(args.id("task show")?)?;
+    print_task(&task, args.common.json)?;
+    Ok(exit::OK)
+}
+
+fn print_task(task: &Task, json: bool) -> CliResult<()> {
+    if json {
+        return print_json(task);
+    }
+    let time = |ms: Option<u64>| ms.map(format_time).unwrap_or_else(|| "-".into());
+    let mut rows: Vec<(&str, String)> = vec![
+        ("id", task.id.clone()),
+        ("status", task.status.to_string()),
+        ("executor", task.executor.clone()),
+        ("job", task.job.clone().unwrap_or_else(|| "-".into())),
+        ("priority", task.priority.to_string()),
+        (
+            "attempt",
+            format!(
+                "{} (failures {}, retries allowed {})",
+                task.attempt, task.failures, task.max_retries
+            ),
+        ),
+        ("worker", task.worker.clone().unwrap_or_else(|| "-".into())),
+        ("created", time(Some(task.created_ms))),
+        ("ready", time(task.ready_ms)),
+        ("started", time(task.started_ms)),
+        ("ended", time(task.ended_ms)),
+        ("payload", task.payload.to_string()),
+    ];
+    if let Some(t) = task.next_attempt_ms {
+        rows.push(("next attempt", format_time(t)));
+    }
+    if let Some(r) = &task.wait_reason {
+        rows.push(("waiting", r.clone()));
+    }
+    if let Some(r) = &task.result {
+        rows.push(("result", serde_json::to_string(r).unwrap_or_default()));
+    }
+    if let Some(e) = &task.error {
+        rows.push(("error", e.clone()));
+    }
+    for (k, v) in rows {
+        outln!("{k:<13}{v}");
+    }
+    if !task.attempts.is_empty() {
+        outln!("attempts:");
+        for a in &task.attempts {
+            let started = a.started_ms.map(format_time).unwrap_or_else(|| "-".into());
+            outln!(
+                "  #{:<3} {:<16} {} → {}  {}  {}",
+                a.attempt,
+                a.worker,
+                started,
+                format_time(a.ended_ms),
+                a.outcome,
+                a.message
+            );
+        }
+    }
+    Ok(())
+}
+
+fn list(parser: &mut Parser) -> CliResult {
+    let args = parse(parser, "task list", HELP, &["status", "job", "limit"], &[])?;
+    args.no_id("task list")?;
+    let filter = ListFilter {
+        status: args.get("status").map(Status::parse).transpose()?,
+        job: args.get("job").map(String::from),
+        limit: number_flag(&args, "limit", "a whole number")?.unwrap_or(100),
+    };
+    let tasks = args.common.client()?.list(&filter)?;
+    if args.common.json {
+        print_json(&tasks)?;
+        return Ok(exit::OK);
+    }
+    let now = now_ms();
+    let rows: Vec<Vec<String>> = tasks
+        .iter()
+        .map(|t| {
+            vec![
+                t.id.clone(),
+                t.status.to_string(),
+                t.executor.clone(),
+                t.priority.to_string(),
+                t.attempt.to_string(),
+                t.worker.clone().unwrap_or_else(|| "-".into()),
+                human_ms(now.saturating_sub(t.created_ms) as i64),
+            ]
+        })
+        .collect();
+    print_table(
+        &[
+            "ID", "STATUS", "EXECUTOR", "PRIORITY", "ATTEMPT", "WORKER", "AGE",
+        ],
+        &rows,
+    );
+    Ok(exit::OK)
+}
+
+fn cancel(parser: &mut Parser) -> CliResult {
+    let args = parse(parser, "task cancel", HELP, &[], &[])?;
+    let id = args.id("task cancel")?;
+    let before = args.common.client()?.cancel(id)?;
+    let cancelled = !before.is_terminal();
+    if args.common.json {
+        print_json(&serde_json::json!({"id": id, "was": before, "cancelled": cancelled}))?;
+    } else if cancelled {
+        outln!("cancelled {id} (was {before})");
+    } else {
+        outln!("{id} had already ended ({before}); nothing to cancel");
+    }
+    Ok(exit::OK)
+}
+
+fn logs(parser: &mut Parser) -> CliResult {
+    let args = parse(parser, "task logs", HELP, &[], &[])?;
+    let lines = args.common.client()?.logs(args.id("task logs")?)?;
+    if args.common.json {
+        print_json(&lines)?;
+    } else {
+        for line in lines {
+            outln!("{line}");
+        }
+    }
+    Ok(exit::OK)
+}

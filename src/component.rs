@@ -1,0 +1,102 @@
+//! Background threads with a stop signal: how every component of a node is
+//! started, told to stop, and joined.
+//!
+//! A component's loop waits on its [`StopSignal`] (`recv_timeout` on a
+//! channel) instead of sleeping, so stopping it is prompt. A loop that blocks
+//! inside Redis (BLPOP) cannot see the channel; its component is given a
+//! waker that pushes to the loop's control list so the BLPOP returns at once.
+
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+
+/// The receiving side of a stop request, cloned into a component's thread.
+#[derive(Clone)]
+pub struct StopSignal(Receiver<()>);
+
+impl StopSignal {
+    /// Waits up to `timeout`; returns true as soon as a stop was requested.
+    pub fn wait(&self, timeout: Duration) -> bool {
+        !matches!(self.0.recv_timeout(timeout), Err(RecvTimeoutError::Timeout))
+    }
+
+    /// Waits until `deadline`; returns true as soon as a stop was requested.
+    pub fn wait_until(&self, deadline: Instant) -> bool {
+        self.wait(deadline.saturating_duration_since(Instant::now()))
+    }
+
+    /// True once a stop was requested (never blocks).
+    pub fn is_stopped(&self) -> bool {
+        self.wait(Duration::ZERO)
+    }
+
+    /// The underlying channel, for `crossbeam_channel::select!` with other
+    /// channels. It becomes disconnected when a stop is requested.
+    pub fn receiver(&self) -> &Receiver<()> {
+        &self.0
+    }
+
+    /// A signal that never fires, for one-off calls outside a component.
+    pub fn never() -> (Sender<()>, StopSignal) {
+        let (tx, rx) = crossbeam_channel::bounded(0);
+        (tx, StopSignal(rx))
+    }
+}
+
+type Waker = Box<dyn FnOnce() + Send>;
+
+/// A running component thread.
+pub struct Component {
+    name: &'static str,
+    stop: Sender<()>,
+    waker: Option<Waker>,
+    join: JoinHandle<()>,
+}
+
+impl Component {
+    /// Spawns thread `name` running `body` with a fresh stop signal.
+    pub fn spawn(
+        name: &'static str,
+        body: impl FnOnce(StopSignal) + Send + 'static,
+    ) -> std::io::Result<Component> {
+        let (stop, rx) = crossbeam_channel::bounded(0);
+        let join = std::thread::Builder::new()
+            .name(name.into())
+            .spawn(move || body(StopSignal(rx)))?;
+        Ok(Component {
+            name,
+            stop,
+            waker: None,
+            join,
+        })
+    }
+
+    /// Sets the call that interrupts the component's blocking Redis wait.
+    pub fn with_waker(mut self, waker: impl FnOnce() + Send + 'static) -> Component {
+        self.waker = Some(Box::new(waker));
+        self
+    }
+
+    /// Requests a stop without waiting for it (see [`Component::join`]).
+    pub fn request_stop(&mut self) {
+        let (dead, _) = crossbeam_channel::bounded(0);
+        drop(std::mem::replace(&mut self.stop, dead));
+        if let Some(wake) = self.waker.take() {
+            wake();
+        }
+    }
+
+    /// Waits for the thread to end. A panic in it is logged, not re-raised.
+    pub fn join(self) {
+        if self.join.join().is_err() {
+            log::error!("{} thread panicked", self.name);
+        }
+    }
+
+    /// Requests a stop and waits for the thread to end.
+    pub fn stop(mut self) {
+        self.request_stop();
+        self.join();
+    }
+}

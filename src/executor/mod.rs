@@ -1,0 +1,265 @@
+//! Executors: what runs a task. The [`Executor`] trait, the context a task
+//! runs with, its [`Outcome`], and the [`Executors`] registry a worker
+//! advertises.
+//!
+//! Built in: [`shell`] (declared commands, run with argv and no shell),
+//! [`http`] (one HTTP request), [`rpc`] (JSON-RPC 2.0 over HTTP), and Rust
+//! closures registered by an embedding program ([`FnExecutor`]). Executors
+//! run on the worker's pool threads; each call owns its thread until it
+//! returns, so an executor must honour [`TaskContext::deadline`] and
+//! [`TaskContext::is_cancelled`].
+
+pub mod http;
+pub mod rpc;
+pub mod shell;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+/// Most log lines one attempt keeps; later lines are dropped with a note.
+pub const MAX_LOG_LINES: usize = 200;
+/// Longest log line kept, in bytes; longer lines are cut.
+pub const MAX_LOG_LINE: usize = 2048;
+
+/// A task's result, as stored: `{code, message, data}` (the seed's shape).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct TaskResult {
+    /// 0 on success; an exit code, HTTP status or JSON-RPC error code else.
+    pub code: i64,
+    /// A short human-readable summary.
+    pub message: String,
+    /// Structured output (last JSON line of a shell command's stdout, an
+    /// HTTP response body that parses as JSON, a JSON-RPC `result`, ...).
+    #[serde(default)]
+    pub data: serde_json::Value,
+}
+
+/// How one attempt ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// The task did its work.
+    Success(TaskResult),
+    /// The task failed; it is retried while it has retries left.
+    Failed(TaskResult),
+    /// The attempt ran past its timeout and was stopped (process group
+    /// killed, request abandoned). Counts as a failed attempt.
+    TimedOut(TaskResult),
+    /// The task was cancelled while it ran and was stopped.
+    Cancelled,
+}
+
+impl Outcome {
+    /// A success with `data` and message `ok`.
+    pub fn ok(data: serde_json::Value) -> Outcome {
+        Outcome::Success(TaskResult {
+            code: 0,
+            message: "ok".into(),
+            data,
+        })
+    }
+
+    /// A failure with `code` and `message`.
+    pub fn fail(code: i64, message: impl Into<String>) -> Outcome {
+        Outcome::Failed(TaskResult {
+            code,
+            message: message.into(),
+            data: serde_json::Value::Null,
+        })
+    }
+
+    /// Name of the outcome as stored (`success`, `failed`, `timeout`,
+    /// `cancelled`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Outcome::Success(_) => "success",
+            Outcome::Failed(_) => "failed",
+            Outcome::TimedOut(_) => "timeout",
+            Outcome::Cancelled => "cancelled",
+        }
+    }
+
+    /// The result, if any.
+    pub fn result(&self) -> Option<&TaskResult> {
+        match self {
+            Outcome::Success(r) | Outcome::Failed(r) | Outcome::TimedOut(r) => Some(r),
+            Outcome::Cancelled => None,
+        }
+    }
+}
+
+/// Set when a running task is cancelled; executors poll it.
+#[derive(Debug, Clone, Default)]
+pub struct CancelFlag(Arc<AtomicBool>);
+
+impl CancelFlag {
+    /// Marks the task cancelled.
+    pub fn cancel(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+
+    /// True once cancelled.
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// Everything an executor gets for one attempt of one task.
+pub struct TaskContext {
+    /// Task id.
+    pub task_id: String,
+    /// Job id, if the task belongs to a job.
+    pub job: Option<String>,
+    /// Attempt number, from 1.
+    pub attempt: u32,
+    /// Executor name the task asked for.
+    pub executor: String,
+    /// The payload, as JSON text (`null` when none was given).
+    pub payload: String,
+    /// The attempt's timeout.
+    pub timeout: Duration,
+    /// When the attempt must be over (start + timeout).
+    pub deadline: Instant,
+    cancel: CancelFlag,
+    log: Vec<String>,
+    dropped: usize,
+}
+
+impl TaskContext {
+    /// A context for one attempt; the deadline is `timeout` from now.
+    pub fn new(
+        task_id: impl Into<String>,
+        executor: impl Into<String>,
+        payload: impl Into<String>,
+        timeout: Duration,
+        cancel: CancelFlag,
+    ) -> TaskContext {
+        TaskContext {
+            task_id: task_id.into(),
+            job: None,
+            attempt: 1,
+            executor: executor.into(),
+            payload: payload.into(),
+            timeout,
+            deadline: Instant::now() + timeout,
+            cancel,
+            log: Vec::new(),
+            dropped: 0,
+        }
+    }
+
+    /// True once the task was cancelled: stop and return
+    /// [`Outcome::Cancelled`].
+    pub fn is_cancelled(&self) -> bool {
+        self.cancel.is_cancelled()
+    }
+
+    /// The payload parsed as JSON (`Null` if it does not parse).
+    pub fn payload_json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.payload).unwrap_or(serde_json::Value::Null)
+    }
+
+    /// Time left before the deadline (zero when past it).
+    pub fn remaining(&self) -> Duration {
+        self.deadline.saturating_duration_since(Instant::now())
+    }
+
+    /// Appends a line to the task's log (capped: [`MAX_LOG_LINES`] lines of
+    /// at most [`MAX_LOG_LINE`] bytes per attempt).
+    pub fn log(&mut self, line: impl Into<String>) {
+        if self.log.len() >= MAX_LOG_LINES {
+            self.dropped += 1;
+            return;
+        }
+        let mut line = line.into();
+        if line.len() > MAX_LOG_LINE {
+            let mut cut = MAX_LOG_LINE;
+            while !line.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            line.truncate(cut);
+            line.push('…');
+        }
+        self.log.push(line);
+    }
+
+    /// Takes the collected log lines (with a note of dropped ones).
+    pub fn take_log(&mut self) -> Vec<String> {
+        let mut lines = std::mem::take(&mut self.log);
+        if self.dropped > 0 {
+            lines.push(format!("({} more log lines dropped)", self.dropped));
+            self.dropped = 0;
+        }
+        lines
+    }
+}
+
+/// Runs tasks of one kind. Implementations must be thread-safe: one value
+/// serves every pool thread.
+pub trait Executor: Send + Sync + 'static {
+    /// Runs one attempt. Must return by `ctx.deadline` (with
+    /// [`Outcome::TimedOut`]) and soon after a cancel (with
+    /// [`Outcome::Cancelled`]).
+    fn execute(&self, ctx: &mut TaskContext) -> Outcome;
+}
+
+/// A Rust closure as an executor: `Ok(data)` is a success, `Err(message)` a
+/// failure with code 1. The closure should check `ctx.is_cancelled()` and
+/// `ctx.remaining()` if it runs long.
+pub struct FnExecutor<F>(pub F);
+
+impl<F> Executor for FnExecutor<F>
+where
+    F: Fn(&mut TaskContext) -> Result<serde_json::Value, String> + Send + Sync + 'static,
+{
+    fn execute(&self, ctx: &mut TaskContext) -> Outcome {
+        match (self.0)(ctx) {
+            Ok(data) => Outcome::ok(data),
+            Err(message) => Outcome::fail(1, message),
+        }
+    }
+}
+
+/// Does nothing and succeeds, echoing the payload as `data`: for
+/// benchmarks, smoke tests and health probes. Every worker offers it as
+/// `noop`.
+pub struct NoopExecutor;
+
+impl Executor for NoopExecutor {
+    fn execute(&self, ctx: &mut TaskContext) -> Outcome {
+        Outcome::ok(ctx.payload_json())
+    }
+}
+
+/// The executors a worker offers, by name. The names are advertised in the
+/// registry; the dispatcher only sends a task to workers offering its
+/// executor.
+#[derive(Clone, Default)]
+pub struct Executors {
+    map: BTreeMap<String, Arc<dyn Executor>>,
+}
+
+impl Executors {
+    /// Registers `executor` under `name`, replacing any earlier one.
+    pub fn insert(&mut self, name: impl Into<String>, executor: impl Executor) {
+        self.map.insert(name.into(), Arc::new(executor));
+    }
+
+    /// The executor called `name`.
+    pub fn get(&self, name: &str) -> Option<Arc<dyn Executor>> {
+        self.map.get(name).cloned()
+    }
+
+    /// Adds every executor of `other`, replacing same-named ones.
+    pub fn extend(&mut self, other: Executors) {
+        self.map.extend(other.map);
+    }
+
+    /// Every name, sorted.
+    pub fn names(&self) -> Vec<String> {
+        self.map.keys().cloned().collect()
+    }
+}

@@ -1,0 +1,715 @@
+//! The `shell` executor: runs a program with an argv, never through a shell
+//! string, and maps its exit status to an [`Outcome`].
+//!
+//! Owns the child process of one attempt: spawning it in its own process
+//! group, feeding it the payload, collecting a tail of its output, enforcing
+//! the timeout and cancel by signalling the whole group, and reaping it.
+//! [`ShellExecutor::execute`] runs on one of the worker's pool threads and
+//! blocks it until the command is over; it starts three short-lived helper
+//! threads per attempt (stdin writer, stdout and stderr readers).
+//!
+//! Two flavours:
+//! - a *declared* command ([`ShellExecutor::command`], from `--exec
+//!   NAME=COMMAND` on the worker): the argv is fixed by the operator and the
+//!   task payload is only data;
+//! - *ad hoc* commands ([`ShellExecutor::adhoc`], only when the worker runs
+//!   with `--allow-adhoc-shell`): the payload names the argv.
+//!
+//! The contract with the program:
+//! - the payload JSON text, followed by a newline, is written to stdin, which
+//!   is then closed (a program that does not read stdin is fine);
+//! - environment: `DISTSCHED_PAYLOAD` (the same text; left unset, with a
+//!   note in the task log, when longer than [`MAX_ENV_PAYLOAD`] bytes, since
+//!   the OS refuses to start a program with a variable over 128 KiB: stdin
+//!   always has the whole payload), `DISTSCHED_TASK_ID`, `DISTSCHED_ATTEMPT`, `DISTSCHED_JOB` (empty when the
+//!   task has no job); the rest of the worker's environment is inherited;
+//! - exit 0 is a success, any other exit code a failure with that code, death
+//!   by signal N a failure with code 128+N;
+//! - the last line of stdout that parses as JSON becomes `result.data`;
+//! - the last [`TAIL_LINES`] lines / [`TAIL_BYTES`] bytes of each of stdout and
+//!   stderr go to the task log, with a note of how many earlier lines were
+//!   dropped.
+//!
+//! Process-group policy: on timeout or cancel the group gets SIGTERM, then
+//! SIGKILL after a grace ([`KILL_GRACE`]). When the program exits on its own,
+//! whatever is left of its group (background jobs it started and did not
+//! wait for) is SIGKILLed too: such stray grandchildren would otherwise keep
+//! the output pipes open and hang the pool thread, and a task must not leave
+//! processes behind. A program that must outlive its task has to leave the
+//! group itself (`setsid`), and must then also close the pipes it inherited.
+
+use std::collections::VecDeque;
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender};
+use rustix::process::{Pid, Signal, WaitId, WaitIdOptions};
+use serde::Deserialize;
+
+use super::{Executor, Outcome, TaskContext, TaskResult};
+
+/// How long a timed-out or cancelled command gets between SIGTERM and
+/// SIGKILL (default for [`ShellExecutor::with_kill_grace`]).
+pub const KILL_GRACE: Duration = Duration::from_secs(3);
+/// Most lines of each of stdout and stderr kept in the task log (the last
+/// ones).
+pub const TAIL_LINES: usize = 100;
+/// Most bytes of each of stdout and stderr kept (the last ones); also the
+/// longest single line read, longer lines are cut.
+pub const TAIL_BYTES: usize = 64 * 1024;
+/// Longest payload also passed in `DISTSCHED_PAYLOAD`, in bytes (Linux
+/// refuses any single variable over 128 KiB, and all of them together over a
+/// quarter of the stack limit).
+pub const MAX_ENV_PAYLOAD: usize = 100 * 1024;
+
+/// How long the output readers may take to see end-of-file once the whole
+/// process group is dead. Only a process that left the group (`setsid`) while
+/// holding the pipes can make them wait; it is then abandoned, not waited
+/// for.
+const PIPE_GRACE: Duration = Duration::from_secs(1);
+/// Most bytes of the last stderr line quoted in a failure's message (the
+/// message is a summary; the log has the output).
+const MESSAGE_STDERR: usize = 256;
+/// First and longest sleep between two polls of the child: short commands
+/// finish in about a millisecond, long ones cost at most 100 wake-ups a
+/// second.
+const POLL_FIRST: Duration = Duration::from_millis(1);
+const POLL_MAX: Duration = Duration::from_millis(10);
+
+/// Runs a command for each task. See the [module docs](self) for the
+/// contract with the program.
+#[derive(Debug, Clone)]
+pub struct ShellExecutor {
+    /// The declared argv, or `None` for ad hoc commands taken from the
+    /// payload.
+    argv: Option<Vec<String>>,
+    kill_grace: Duration,
+}
+
+impl ShellExecutor {
+    /// A declared command: every task runs `argv` (program first); the
+    /// payload cannot change it. Kill grace [`KILL_GRACE`].
+    ///
+    /// An empty `argv` is accepted here but makes every task fail; use
+    /// [`parse_command`] to build one from operator text.
+    pub fn command(argv: Vec<String>) -> ShellExecutor {
+        ShellExecutor {
+            argv: Some(argv),
+            kill_grace: KILL_GRACE,
+        }
+    }
+
+    /// Ad hoc commands: the payload is `{"argv": ["prog", "arg", ...],
+    /// "input": <any JSON, optional>}` and `input` (or `null`) is what the
+    /// program gets on stdin and in `DISTSCHED_PAYLOAD`. This runs whatever a
+    /// submitter asks for, so a worker only offers it when started with
+    /// `--allow-adhoc-shell`. Kill grace [`KILL_GRACE`].
+    pub fn adhoc() -> ShellExecutor {
+        ShellExecutor {
+            argv: None,
+            kill_grace: KILL_GRACE,
+        }
+    }
+
+    /// Sets how long a timed-out or cancelled command gets between SIGTERM
+    /// and SIGKILL (default [`KILL_GRACE`]).
+    pub fn with_kill_grace(mut self, grace: Duration) -> ShellExecutor {
+        self.kill_grace = grace;
+        self
+    }
+
+    /// The declared argv, or `None` for an ad hoc executor.
+    pub fn argv(&self) -> Option<&[String]> {
+        self.argv.as_deref()
+    }
+
+    /// The grace between SIGTERM and SIGKILL.
+    pub fn kill_grace(&self) -> Duration {
+        self.kill_grace
+    }
+
+    /// The argv and stdin text of one attempt.
+    fn invocation(&self, ctx: &TaskContext) -> Result<(Vec<String>, String), String> {
+        let (argv, input) = match &self.argv {
+            Some(argv) => (argv.clone(), ctx.payload.clone()),
+            None => adhoc_invocation(&ctx.payload)?,
+        };
+        if argv.first().is_none_or(|program| program.is_empty()) {
+            return Err("empty command".into());
+        }
+        Ok((argv, input))
+    }
+}
+
+/// The shape of an ad hoc payload. Unknown fields are rejected so that a
+/// typo (`args`) fails loudly instead of running something else.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AdhocPayload {
+    argv: Vec<String>,
+    #[serde(default)]
+    input: serde_json::Value,
+}
+
+fn adhoc_invocation(payload: &str) -> Result<(Vec<String>, String), String> {
+    const SHAPE: &str = r#"expected {"argv": ["prog", "arg", ...], "input": <any JSON, optional>}"#;
+    let value: serde_json::Value = serde_json::from_str(payload)
+        .map_err(|e| format!("ad hoc shell payload is not JSON: {e}; {SHAPE}"))?;
+    if value.is_null() {
+        return Err(format!("ad hoc shell task has no payload; {SHAPE}"));
+    }
+    let parsed: AdhocPayload = serde_json::from_value(value)
+        .map_err(|e| format!("invalid ad hoc shell payload: {e}; {SHAPE}"))?;
+    if parsed.argv.first().is_none_or(|program| program.is_empty()) {
+        return Err(format!("ad hoc shell payload has an empty argv; {SHAPE}"));
+    }
+    Ok((parsed.argv, parsed.input.to_string()))
+}
+
+/// Splits a command line into argv, the way a worker reads `--exec
+/// NAME=COMMAND`: words are separated by whitespace; `'...'` keeps its
+/// content literally; `"..."` too, except that `\"` and `\\` inside it stand
+/// for `"` and `\`; outside quotes `\` takes the next character literally.
+/// Quoted and unquoted parts next to each other form one word (`a'b c'` is
+/// `ab c`), and `''` is an empty word. No variables, globs or other shell
+/// syntax: the program runs without a shell.
+///
+/// Errors on an empty command, an unclosed quote or a trailing `\`.
+pub fn parse_command(text: &str) -> Result<Vec<String>, String> {
+    let mut argv = Vec::new();
+    let mut word = String::new();
+    // True once the current word has started, so `''` yields an empty word.
+    let mut in_word = false;
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            c if c.is_whitespace() => {
+                if in_word {
+                    argv.push(std::mem::take(&mut word));
+                    in_word = false;
+                }
+            }
+            '\'' => {
+                in_word = true;
+                loop {
+                    match chars.next() {
+                        Some('\'') => break,
+                        Some(c) => word.push(c),
+                        None => return Err(format!("unclosed single quote in {text:?}")),
+                    }
+                }
+            }
+            '"' => {
+                in_word = true;
+                loop {
+                    match chars.next() {
+                        Some('"') => break,
+                        Some('\\') => match chars.next() {
+                            Some(c @ ('"' | '\\')) => word.push(c),
+                            Some(c) => {
+                                word.push('\\');
+                                word.push(c);
+                            }
+                            None => return Err(format!("unclosed double quote in {text:?}")),
+                        },
+                        Some(c) => word.push(c),
+                        None => return Err(format!("unclosed double quote in {text:?}")),
+                    }
+                }
+            }
+            '\\' => {
+                in_word = true;
+                match chars.next() {
+                    Some(c) => word.push(c),
+                    None => return Err(format!("trailing backslash in {text:?}")),
+                }
+            }
+            c => {
+                in_word = true;
+                word.push(c);
+            }
+        }
+    }
+    if in_word {
+        argv.push(word);
+    }
+    if argv.is_empty() {
+        return Err("empty command".into());
+    }
+    Ok(argv)
+}
+
+impl Executor for ShellExecutor {
+    fn execute(&self, ctx: &mut TaskContext) -> Outcome {
+        let (argv, input) = match self.invocation(ctx) {
+            Ok(invocation) => invocation,
+            Err(message) => {
+                ctx.log(format!("shell: {message}"));
+                return Outcome::fail(-1, message);
+            }
+        };
+        if ctx.is_cancelled() {
+            return Outcome::Cancelled;
+        }
+        if ctx.remaining().is_zero() {
+            return timed_out(ctx, serde_json::Value::Null);
+        }
+        self.run(ctx, argv, input)
+    }
+}
+
+/// How the wait for the program ended.
+enum Ending {
+    Exited,
+    TimedOut,
+    Cancelled,
+}
+
+impl ShellExecutor {
+    fn run(&self, ctx: &mut TaskContext, argv: Vec<String>, input: String) -> Outcome {
+        let started = Instant::now();
+        let mut command = Command::new(&argv[0]);
+        command
+            .args(&argv[1..])
+            .env("DISTSCHED_TASK_ID", &ctx.task_id)
+            .env("DISTSCHED_ATTEMPT", ctx.attempt.to_string())
+            .env("DISTSCHED_JOB", ctx.job.as_deref().unwrap_or(""))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            // Own group, so a timeout or cancel reaches everything it starts.
+            .process_group(0);
+        if input.len() <= MAX_ENV_PAYLOAD {
+            command.env("DISTSCHED_PAYLOAD", &input);
+        } else {
+            // Inherited from the worker's own environment otherwise.
+            command.env_remove("DISTSCHED_PAYLOAD");
+            ctx.log(format!(
+                "shell: payload of {} bytes is only on stdin (DISTSCHED_PAYLOAD is limited to {MAX_ENV_PAYLOAD})",
+                input.len()
+            ));
+        }
+        let mut child = match command.spawn() {
+            Ok(child) => child,
+            Err(e) => {
+                let message = format!("cannot run {:?}: {e}", argv[0]);
+                ctx.log(format!("shell: {message}"));
+                return Outcome::fail(127, message);
+            }
+        };
+        let pid = Pid::from_child(&child);
+        ctx.log(format!("shell: started {} (pid {pid})", show_argv(&argv)));
+
+        let pipes = Pipes::start(&mut child, input);
+        let ending = match &pipes {
+            Ok(_) => self.wait(ctx, pid),
+            // Without its readers the program could block on a full pipe:
+            // stop it.
+            Err(_) => {
+                self.terminate(pid);
+                Ending::Exited
+            }
+        };
+        // The leader is still unreaped here, so the group id cannot have
+        // been reused: this reaches only what the command left behind.
+        signal_group(pid, Signal::KILL);
+        let status = child.wait();
+        let elapsed = started.elapsed();
+
+        let pipes = match pipes {
+            Ok(pipes) => pipes,
+            Err(e) => {
+                let message = format!("cannot start output readers: {e}");
+                ctx.log(format!("shell: {message}"));
+                return Outcome::fail(-1, message);
+            }
+        };
+        let output = pipes.finish();
+        output.log_to(ctx);
+
+        let data = output.stdout.last_json.clone().unwrap_or_default();
+        match ending {
+            Ending::Cancelled => {
+                ctx.log(format!("shell: cancelled after {} ms", elapsed.as_millis()));
+                Outcome::Cancelled
+            }
+            Ending::TimedOut => timed_out(ctx, data),
+            Ending::Exited => {
+                let status = match status {
+                    Ok(status) => status,
+                    Err(e) => {
+                        let message = format!("cannot reap pid {pid}: {e}");
+                        ctx.log(format!("shell: {message}"));
+                        return Outcome::fail(-1, message);
+                    }
+                };
+                let (code, mut message) = describe_exit(status);
+                ctx.log(format!("shell: {message} after {} ms", elapsed.as_millis()));
+                if code != 0
+                    && status.signal().is_none()
+                    && let Some(last) = output.stderr.last_line()
+                {
+                    message = format!("{message}: {}", cut(last, MESSAGE_STDERR));
+                }
+                let result = TaskResult {
+                    code,
+                    message,
+                    data,
+                };
+                if code == 0 {
+                    Outcome::Success(result)
+                } else {
+                    Outcome::Failed(result)
+                }
+            }
+        }
+    }
+
+    /// Waits for the program to exit, stopping its group on cancel or at the
+    /// deadline.
+    fn wait(&self, ctx: &TaskContext, pid: Pid) -> Ending {
+        let mut nap = POLL_FIRST;
+        loop {
+            if has_exited(pid) {
+                return Ending::Exited;
+            }
+            if ctx.is_cancelled() {
+                self.terminate(pid);
+                return Ending::Cancelled;
+            }
+            let left = ctx.remaining();
+            if left.is_zero() {
+                self.terminate(pid);
+                return Ending::TimedOut;
+            }
+            thread::sleep(nap.min(left));
+            nap = (nap * 2).min(POLL_MAX);
+        }
+    }
+
+    /// SIGTERM to the group, then up to the kill grace for the program to
+    /// exit. The caller SIGKILLs the group afterwards in every case.
+    fn terminate(&self, pid: Pid) {
+        signal_group(pid, Signal::TERM);
+        let until = Instant::now() + self.kill_grace;
+        let mut nap = POLL_FIRST;
+        while !has_exited(pid) {
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return;
+            }
+            thread::sleep(nap.min(left));
+            nap = (nap * 2).min(POLL_MAX);
+        }
+    }
+}
+
+fn timed_out(ctx: &mut TaskContext, data: serde_json::Value) -> Outcome {
+    let message = format!("timed out after {:?}", ctx.timeout);
+    ctx.log(format!("shell: {message}"));
+    Outcome::TimedOut(TaskResult {
+        code: -1,
+        message,
+        data,
+    })
+}
+
+/// `(code, message)` for an exit status: the exit code, or 128 + signal.
+fn describe_exit(status: ExitStatus) -> (i64, String) {
+    match (status.code(), status.signal()) {
+        (Some(code), _) => (i64::from(code), format!("exit {code}")),
+        (None, Some(signal)) => (
+            128 + i64::from(signal),
+            format!("killed by signal {signal}"),
+        ),
+        (None, None) => (-1, format!("ended with {status}")),
+    }
+}
+
+/// True once the child has exited. Uses `waitid(WNOWAIT)` rather than
+/// `try_wait`: the child stays unreaped (a zombie), so its pid, which is also
+/// its process group id, cannot be handed to another process before we have
+/// signalled the group for the last time.
+fn has_exited(pid: Pid) -> bool {
+    let options = WaitIdOptions::EXITED | WaitIdOptions::NOHANG | WaitIdOptions::NOWAIT;
+    loop {
+        match rustix::process::waitid(WaitId::Pid(pid), options) {
+            Ok(status) => return status.is_some(),
+            Err(rustix::io::Errno::INTR) => continue,
+            // ECHILD and the like: nothing left to wait for.
+            Err(_) => return true,
+        }
+    }
+}
+
+/// Signals the whole group; a group that is already gone (ESRCH) is fine.
+fn signal_group(pid: Pid, signal: Signal) {
+    let _ = rustix::process::kill_process_group(pid, signal);
+}
+
+/// `text` cut to at most `max` bytes at a character boundary, with `…` when
+/// cut.
+fn cut(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_owned();
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end])
+}
+
+fn show_argv(argv: &[String]) -> String {
+    argv.iter()
+        .map(|arg| {
+            if !arg.is_empty() && !arg.contains(|c: char| c.is_whitespace() || "'\"\\".contains(c))
+            {
+                arg.clone()
+            } else {
+                format!("{arg:?}")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The last lines of one output stream.
+#[derive(Default)]
+struct Tail {
+    lines: VecDeque<String>,
+    bytes: usize,
+    /// Earlier lines dropped to respect the caps.
+    dropped: usize,
+    /// The last line that parsed as JSON (stdout only).
+    last_json: Option<serde_json::Value>,
+}
+
+impl Tail {
+    fn push(&mut self, line: String) {
+        self.bytes += line.len();
+        self.lines.push_back(line);
+        while self.lines.len() > TAIL_LINES || (self.bytes > TAIL_BYTES && self.lines.len() > 1) {
+            if let Some(old) = self.lines.pop_front() {
+                self.bytes -= old.len();
+                self.dropped += 1;
+            }
+        }
+    }
+
+    fn last_line(&self) -> Option<&str> {
+        self.lines
+            .iter()
+            .rev()
+            .map(|line| line.trim())
+            .find(|line| !line.is_empty())
+    }
+}
+
+/// What the helper threads collected.
+struct Output {
+    stdout: Tail,
+    stderr: Tail,
+    /// False when a reader did not reach end-of-file in time.
+    complete: bool,
+}
+
+impl Output {
+    fn log_to(&self, ctx: &mut TaskContext) {
+        for (name, tail) in [("stdout", &self.stdout), ("stderr", &self.stderr)] {
+            if tail.dropped > 0 {
+                ctx.log(format!("{name}: ({} earlier lines dropped)", tail.dropped));
+            }
+            for line in &tail.lines {
+                ctx.log(format!("{name}: {line}"));
+            }
+        }
+        if !self.complete {
+            ctx.log(
+                "shell: output still open after the command ended (a process that left \
+                 its group holds it); output may be incomplete",
+            );
+        }
+    }
+}
+
+/// The stdin writer and the two output readers of one child.
+struct Pipes {
+    stdout: Arc<Mutex<Tail>>,
+    stderr: Arc<Mutex<Tail>>,
+    /// One message per helper thread when it is done.
+    done: Receiver<()>,
+    threads: usize,
+}
+
+impl Pipes {
+    fn start(child: &mut Child, input: String) -> io::Result<Pipes> {
+        let (done_tx, done) = crossbeam_channel::unbounded();
+        let stdout = Arc::new(Mutex::new(Tail::default()));
+        let stderr = Arc::new(Mutex::new(Tail::default()));
+        let mut pipes = Pipes {
+            stdout: stdout.clone(),
+            stderr: stderr.clone(),
+            done,
+            threads: 0,
+        };
+        if let Some(mut stdin) = child.stdin.take() {
+            // A thread, because a payload larger than the pipe buffer would
+            // block on a program that does not read it.
+            spawn_helper("distsched-shell-in", &done_tx, move || {
+                let mut text = input.into_bytes();
+                text.push(b'\n');
+                // EPIPE just means the program did not read its stdin.
+                let _ = stdin.write_all(&text);
+            })?;
+            pipes.threads += 1;
+        }
+        if let Some(out) = child.stdout.take() {
+            spawn_helper("distsched-shell-out", &done_tx, move || {
+                read_lines(out, &stdout, true)
+            })?;
+            pipes.threads += 1;
+        }
+        if let Some(err) = child.stderr.take() {
+            spawn_helper("distsched-shell-err", &done_tx, move || {
+                read_lines(err, &stderr, false)
+            })?;
+            pipes.threads += 1;
+        }
+        Ok(pipes)
+    }
+
+    /// Waits (bounded) for the helpers to finish and takes their output.
+    fn finish(self) -> Output {
+        let until = Instant::now() + PIPE_GRACE;
+        let mut finished = 0;
+        while finished < self.threads && self.done.recv_deadline(until).is_ok() {
+            finished += 1;
+        }
+        let take = |tail: &Arc<Mutex<Tail>>| {
+            std::mem::take(&mut *tail.lock().unwrap_or_else(|e| e.into_inner()))
+        };
+        Output {
+            stdout: take(&self.stdout),
+            stderr: take(&self.stderr),
+            complete: finished == self.threads,
+        }
+    }
+}
+
+fn spawn_helper(
+    name: &str,
+    done: &Sender<()>,
+    work: impl FnOnce() + Send + 'static,
+) -> io::Result<()> {
+    let done = done.clone();
+    thread::Builder::new().name(name.into()).spawn(move || {
+        work();
+        let _ = done.send(());
+    })?;
+    Ok(())
+}
+
+/// Reads `stream` line by line into `tail` until end-of-file. A line is cut
+/// at [`TAIL_BYTES`] so that a program writing without newlines cannot make
+/// the worker buffer without bound.
+fn read_lines(stream: impl Read, tail: &Mutex<Tail>, want_json: bool) {
+    let mut reader = BufReader::with_capacity(8192, stream);
+    let mut line: Vec<u8> = Vec::new();
+    loop {
+        let (used, newline) = match reader.fill_buf() {
+            Ok([]) => break,
+            Ok(buf) => {
+                let (chunk, newline) = match buf.iter().position(|&b| b == b'\n') {
+                    Some(at) => (&buf[..at], true),
+                    None => (buf, false),
+                };
+                let room = TAIL_BYTES.saturating_sub(line.len());
+                line.extend_from_slice(&chunk[..chunk.len().min(room)]);
+                (chunk.len() + usize::from(newline), newline)
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(_) => break,
+        };
+        reader.consume(used);
+        if newline {
+            finish_line(&mut line, tail, want_json);
+        }
+    }
+    if !line.is_empty() {
+        finish_line(&mut line, tail, want_json);
+    }
+}
+
+fn finish_line(line: &mut Vec<u8>, tail: &Mutex<Tail>, want_json: bool) {
+    if line.last() == Some(&b'\r') {
+        line.pop();
+    }
+    let text = String::from_utf8_lossy(line).into_owned();
+    line.clear();
+    // Parse outside the lock; most lines fail at the first byte.
+    let json = if want_json {
+        serde_json::from_str::<serde_json::Value>(text.trim()).ok()
+    } else {
+        None
+    };
+    let mut tail = tail.lock().unwrap_or_else(|e| e.into_inner());
+    if json.is_some() {
+        tail.last_json = json;
+    }
+    tail.push(text);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn words(text: &str) -> Vec<String> {
+        parse_command(text).unwrap()
+    }
+
+    #[test]
+    fn parse_command_splits_and_quotes() {
+        assert_eq!(words("  echo  hello\tworld "), ["echo", "hello", "world"]);
+        assert_eq!(
+            words("sh -c 'echo $HOME; exit 3'"),
+            ["sh", "-c", "echo $HOME; exit 3"]
+        );
+        assert_eq!(
+            words(r#"printf "a \"b\" \\ \n""#),
+            ["printf", r#"a "b" \ \n"#]
+        );
+        assert_eq!(words(r"a\ b '' x'y z'"), ["a b", "", "xy z"]);
+    }
+
+    #[test]
+    fn parse_command_rejects_bad_input() {
+        assert!(parse_command("").is_err());
+        assert!(parse_command("   \t ").is_err());
+        assert!(parse_command("echo 'oops").is_err());
+        assert!(parse_command("echo \"oops").is_err());
+        assert!(parse_command("echo oops\\").is_err());
+    }
+
+    #[test]
+    fn tail_keeps_the_last_lines_within_caps() {
+        let mut tail = Tail::default();
+        for i in 0..250 {
+            tail.push(format!("line {i}"));
+        }
+        assert_eq!(tail.lines.len(), TAIL_LINES);
+        assert_eq!(tail.dropped, 150);
+        assert_eq!(tail.lines.front().map(String::as_str), Some("line 150"));
+
+        let mut tail = Tail::default();
+        for _ in 0..4 {
+            tail.push("x".repeat(TAIL_BYTES / 2));
+        }
+        assert!(tail.bytes <= TAIL_BYTES);
+        assert_eq!(tail.dropped, 2);
+    }
+}

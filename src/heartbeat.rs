@@ -1,0 +1,153 @@
+//! Node registry: the `heartbeat` thread.
+//!
+//! Every `heartbeat_interval` the node rewrites its `node:{id}` hash (info
+//! JSON, Redis-clock heartbeat time, process instance id) with a TTL of
+//! `heartbeat_timeout`, and its score in the `nodes` ZSET index. A node that
+//! stops beating drops out when the TTL runs out; the leader's recoverer then
+//! removes it from the index. On a clean stop the thread deregisters the node
+//! at once. Times come from Redis (`TIME` inside the script), so clock skew
+//! between hosts does not matter.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crossbeam_channel::Sender;
+
+use crate::component::{Component, StopSignal};
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::model::node::NodeInfo;
+use crate::store::{Conn, Store, scripts};
+
+/// What the heartbeat needs to describe this node.
+pub struct Registration {
+    store: Store,
+    info: NodeInfo,
+    instance: String,
+    ttl: Duration,
+    running: Arc<AtomicUsize>,
+}
+
+impl Registration {
+    /// Describes this node from its configuration. `running` is the live
+    /// count of tasks running on it, read at every beat.
+    pub fn new(
+        store: &Store,
+        config: &Config,
+        executors: Vec<String>,
+        running: Arc<AtomicUsize>,
+    ) -> Registration {
+        let started_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
+        Registration {
+            store: store.clone(),
+            info: NodeInfo {
+                id: config.node_id.clone(),
+                host: crate::config::hostname(),
+                pid: std::process::id(),
+                role: config.role,
+                capacity: if config.role.works() {
+                    config.capacity
+                } else {
+                    0
+                },
+                running: 0,
+                executors,
+                tags: config.tags.clone(),
+                weight: config.weight,
+                version: env!("CARGO_PKG_VERSION").into(),
+                started_ms,
+            },
+            instance: uuid::Uuid::new_v4().to_string(),
+            ttl: config.heartbeat_timeout,
+            running,
+        }
+    }
+
+    /// This process's instance id (a node id can outlive a process; the
+    /// instance id cannot).
+    pub fn instance(&self) -> &str {
+        &self.instance
+    }
+
+    /// Writes the registry entry once. Fails with [`Error::NodeIdInUse`] when
+    /// another live process holds this node id.
+    pub fn beat(&mut self, conn: &mut Conn) -> Result<()> {
+        self.info.running = self.running.load(Ordering::Relaxed);
+        let json = serde_json::to_string(&self.info)?;
+        let keys = &self.store.keys;
+        let result = conn.run(|c| {
+            scripts::HEARTBEAT
+                .key(keys.nodes())
+                .key(keys.node(&self.info.id))
+                .key(keys.wake())
+                .arg(&self.info.id)
+                .arg(&json)
+                .arg(self.ttl.as_millis() as u64)
+                .arg(&self.instance)
+                .invoke::<i64>(c)
+        });
+        match result {
+            Err(Error::Redis(e)) if e.code() == Some("NODE_ID_IN_USE") => {
+                let ttl_ms = e.detail().and_then(|d| d.trim().parse().ok()).unwrap_or(-1);
+                Err(Error::NodeIdInUse {
+                    id: self.info.id.clone(),
+                    ttl_ms,
+                })
+            }
+            other => other.map(drop),
+        }
+    }
+
+    fn deregister(&self, conn: &mut Conn) -> Result<()> {
+        let keys = &self.store.keys;
+        conn.run(|c| {
+            scripts::DEREGISTER
+                .key(keys.nodes())
+                .key(keys.node(&self.info.id))
+                .arg(&self.info.id)
+                .arg(&self.instance)
+                .invoke::<i64>(c)
+        })
+        .map(drop)
+    }
+
+    /// Starts the heartbeat thread. Call [`Registration::beat`] once before,
+    /// so that start-up fails loudly on a taken id or an unreachable Redis.
+    /// If another process takes this node's id while it runs (this one was
+    /// frozen past its heartbeat timeout and replaced), the thread stops
+    /// beating and sends the error on `fatal`: the node must stop, since two
+    /// processes with one id would share a queue.
+    pub fn start(mut self, interval: Duration, fatal: Sender<Error>) -> Result<Component> {
+        Ok(Component::spawn("heartbeat", move |stop| {
+            self.run(interval, stop, fatal)
+        })?)
+    }
+
+    fn run(&mut self, interval: Duration, stop: StopSignal, fatal: Sender<Error>) {
+        let mut conn = self.store.conn("heartbeat");
+        let mut wait = interval;
+        while !stop.wait(wait) {
+            wait = match self.beat(&mut conn) {
+                Ok(()) => interval,
+                Err(e @ Error::NodeIdInUse { .. }) => {
+                    log::error!("heartbeat: {e}; this process stops");
+                    let _ = fatal.send(e);
+                    return;
+                }
+                Err(e) if e.is_unavailable() => conn.backoff(),
+                Err(e) => {
+                    log::warn!("heartbeat: {e}");
+                    conn.backoff()
+                }
+            };
+        }
+        match self.deregister(&mut conn) {
+            Ok(()) => log::info!("heartbeat: deregistered node {}", self.info.id),
+            Err(e) => log::warn!("heartbeat: could not deregister ({e}); the entry expires by TTL"),
+        }
+    }
+}

@@ -1,0 +1,264 @@
+//! Leader election: the `leader` thread and the [`Lease`] it shares with the
+//! leader-only components.
+//!
+//! Acquire is SET NX PX plus INCR of the fencing epoch, in one script.
+//! The holder renews every `renew_interval` with a compare-and-renew script.
+//! Locally the lease counts as held only until a monotonic deadline
+//! (`sent + ttl - margin`, measured from *before* the renew was sent), so a
+//! leader whose renewals stall stops leader work before Redis can expire its
+//! lease and elect someone else. A standby sleeps in BLPOP on `leader:wake`
+//! until the current lease's PTTL runs out, or until a leader that shuts
+//! down gracefully releases the lease and pushes a notice: handover then
+//! takes one round trip, not a TTL.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::component::{Component, StopSignal};
+use crate::config::Config;
+use crate::error::Result;
+use crate::store::{Fence, Store, scripts};
+
+/// This node's view of the leader lease, shared by the leader thread (which
+/// writes it) and leader-only components (which read a [`Fence`] from it).
+#[derive(Clone)]
+pub struct Lease {
+    node: String,
+    held: Arc<Mutex<Option<Held>>>,
+}
+
+#[derive(Clone, Copy)]
+struct Held {
+    epoch: u64,
+    valid_until: Instant,
+}
+
+impl Lease {
+    fn new(node: &str) -> Lease {
+        Lease {
+            node: node.into(),
+            held: Arc::default(),
+        }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, Option<Held>> {
+        self.held.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The fence to present on leader writes, if this node holds the lease
+    /// and its local deadline has not passed.
+    pub fn fence(&self) -> Option<Fence> {
+        let held = (*self.state())?;
+        (Instant::now() < held.valid_until).then(|| Fence {
+            node: self.node.clone(),
+            epoch: held.epoch,
+        })
+    }
+
+    /// True if this node leads right now.
+    pub fn is_leader(&self) -> bool {
+        self.fence().is_some()
+    }
+
+    /// Stops leader work at once: called when a fenced write is refused.
+    pub fn revoke(&self, why: &str) {
+        if let Some(held) = self.state().take() {
+            log::warn!(
+                "leader: stepped down (node {} epoch {}): {why}",
+                self.node,
+                held.epoch
+            );
+        }
+    }
+
+    fn set(&self, epoch: u64, valid_until: Instant) {
+        *self.state() = Some(Held { epoch, valid_until });
+    }
+
+    fn held(&self) -> Option<Held> {
+        *self.state()
+    }
+}
+
+/// Safety margin taken off the TTL for the local deadline: 10 % of the TTL,
+/// which covers clock-rate differences between this host and Redis.
+fn local_validity(ttl: Duration) -> Duration {
+    ttl - ttl / 10
+}
+
+/// Starts the leader thread. Returns the component and the shared lease.
+pub fn start(store: &Store, config: &Config) -> Result<(Component, Lease)> {
+    let lease = Lease::new(&config.node_id);
+    let control = store.keys.control(&config.node_id, "leader");
+    let mut elector = Elector {
+        store: store.clone(),
+        lease: lease.clone(),
+        ttl: config.lease_ttl,
+        renew: config.renew_interval,
+        seen_epoch: 0,
+        control: control.clone(),
+    };
+    let waker_store = store.clone();
+    let component = Component::spawn("leader", move |stop| elector.run(stop))?
+        .with_waker(move || wake_control(&waker_store, &control));
+    Ok((component, lease))
+}
+
+/// Pushes to a control list so a loop blocked on it returns at once.
+pub(crate) fn wake_control(store: &Store, key: &str) {
+    let _ = store.quiet_conn("waker").run(|c| {
+        redis::pipe()
+            .lpush(key, 1)
+            .ignore()
+            .pexpire(key, 5000)
+            .ignore()
+            .query::<()>(c)
+    });
+}
+
+struct Elector {
+    store: Store,
+    lease: Lease,
+    ttl: Duration,
+    renew: Duration,
+    seen_epoch: u64,
+    control: String,
+}
+
+enum Attempt {
+    Won { epoch: u64 },
+    Lost { pttl: Duration },
+}
+
+impl Elector {
+    fn run(&mut self, stop: StopSignal) {
+        let mut conn = self.store.conn("leader");
+        loop {
+            let wait = match self.lease.held() {
+                Some(held) => self.renew_step(&mut conn, held),
+                None => self.standby_step(&mut conn, &stop),
+            };
+            if stop.wait(wait) {
+                break;
+            }
+        }
+        self.release(&mut conn);
+    }
+
+    /// Renews the held lease; returns how long to wait before the next step.
+    fn renew_step(&mut self, conn: &mut crate::store::Conn, held: Held) -> Duration {
+        let keys = &self.store.keys;
+        let sent = Instant::now();
+        let renewed = conn.run(|c| {
+            scripts::RENEW
+                .key(keys.leader())
+                .key(keys.epoch())
+                .arg(&self.lease.node)
+                .arg(held.epoch)
+                .arg(self.ttl.as_millis() as u64)
+                .invoke::<i64>(c)
+        });
+        match renewed {
+            Ok(1) => {
+                self.lease.set(held.epoch, sent + local_validity(self.ttl));
+                self.renew
+            }
+            Ok(_) => {
+                self.lease.revoke("lease taken over");
+                Duration::ZERO
+            }
+            Err(e) => {
+                if Instant::now() >= held.valid_until {
+                    self.lease.revoke(&format!("could not renew in time: {e}"));
+                    return Duration::ZERO;
+                }
+                // Retry quickly while the local deadline allows it.
+                conn.backoff().min(held.valid_until - Instant::now())
+            }
+        }
+    }
+
+    /// Tries to acquire; when someone else leads, blocks until their lease
+    /// would expire or a release notice arrives. Returns the extra wait.
+    fn standby_step(&mut self, conn: &mut crate::store::Conn, stop: &StopSignal) -> Duration {
+        match self.try_acquire(conn) {
+            Ok(Attempt::Won { epoch }) => {
+                log::info!(
+                    "leader: became leader (node {} epoch {epoch})",
+                    self.lease.node
+                );
+                self.renew
+            }
+            Ok(Attempt::Lost { pttl }) => {
+                if stop.is_stopped() {
+                    return Duration::ZERO;
+                }
+                // A few ms past the PTTL so the key has expired when we retry.
+                let block = (pttl + Duration::from_millis(5)).max(Duration::from_millis(20));
+                let keys = &self.store.keys;
+                let popped = conn.run_blocking(block, |c| {
+                    redis::cmd("BLPOP")
+                        .arg(keys.leader_wake())
+                        .arg(&self.control)
+                        .arg(block.as_secs_f64())
+                        .query::<Option<(String, String)>>(c)
+                });
+                match popped {
+                    Ok(_) => Duration::ZERO,
+                    Err(_) => conn.backoff(),
+                }
+            }
+            Err(_) => conn.backoff(),
+        }
+    }
+
+    fn try_acquire(&mut self, conn: &mut crate::store::Conn) -> Result<Attempt> {
+        let keys = &self.store.keys;
+        let sent = Instant::now();
+        let (won, a, b): (i64, i64, i64) = conn.run(|c| {
+            scripts::ACQUIRE
+                .key(keys.leader())
+                .key(keys.epoch())
+                .key(keys.leader_status())
+                .arg(&self.lease.node)
+                .arg(self.ttl.as_millis() as u64)
+                .arg(self.seen_epoch)
+                .invoke(c)
+        })?;
+        if won == 1 {
+            let epoch = a as u64;
+            self.seen_epoch = epoch;
+            self.lease.set(epoch, sent + local_validity(self.ttl));
+            Ok(Attempt::Won { epoch })
+        } else {
+            self.seen_epoch = self.seen_epoch.max(b.max(0) as u64);
+            // PTTL -1 (no TTL) cannot happen for our key; treat it like -2.
+            let pttl = Duration::from_millis(a.max(0) as u64);
+            Ok(Attempt::Lost { pttl })
+        }
+    }
+
+    /// Graceful shutdown: stop leader work locally, then free the lease so a
+    /// standby takes over at once instead of after the TTL.
+    fn release(&mut self, conn: &mut crate::store::Conn) {
+        let Some(held) = self.lease.held() else {
+            return;
+        };
+        *self.lease.state() = None;
+        let keys = &self.store.keys;
+        let released = conn.run(|c| {
+            scripts::RELEASE
+                .key(keys.leader())
+                .key(keys.epoch())
+                .key(keys.leader_wake())
+                .arg(&self.lease.node)
+                .arg(held.epoch)
+                .invoke::<i64>(c)
+        });
+        match released {
+            Ok(1) => log::info!("leader: released the lease (epoch {})", held.epoch),
+            Ok(_) => {}
+            Err(e) => log::warn!("leader: could not release the lease ({e}); it expires by TTL"),
+        }
+    }
+}

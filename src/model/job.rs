@@ -1,0 +1,255 @@
+//! Jobs: named task definitions with an optional cron schedule
+//! ([`JobSpec`]), and what is known of their firings ([`JobStatus`]).
+//!
+//! A job is stored as JSON in the `jobs` HASH; its next fire time in the
+//! `schedule` ZSET. A firing creates a task with the deterministic id
+//! `{job}@{slot ms}`, so one slot can never produce two tasks.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::balancer::Balancer;
+use crate::error::{Error, Result};
+use crate::model::task::TaskSpec;
+use crate::schedule::{Misfire, Schedule};
+
+/// Whether a firing may start while an earlier task of the job is active
+/// (pending, queued, running or retrying) anywhere in the cluster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Concurrency {
+    /// Always fire (default).
+    #[default]
+    Allow,
+    /// Skip the firing (and record the skip) while one is active.
+    Forbid,
+    /// Cancel the active ones and fire.
+    Replace,
+}
+
+impl Concurrency {
+    /// Parses `allow`, `forbid` or `replace`.
+    pub fn parse(text: &str) -> Result<Concurrency> {
+        match text {
+            "allow" => Ok(Concurrency::Allow),
+            "forbid" => Ok(Concurrency::Forbid),
+            "replace" => Ok(Concurrency::Replace),
+            _ => Err(Error::Config(format!(
+                "unknown concurrency policy `{text}` (expected allow, forbid or replace)"
+            ))),
+        }
+    }
+
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Concurrency::Allow => "allow",
+            Concurrency::Forbid => "forbid",
+            Concurrency::Replace => "replace",
+        }
+    }
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn default_null() -> serde_json::Value {
+    serde_json::Value::Null
+}
+
+/// A job definition (the seed's TaskConfig). Serialised as the JSON a jobs
+/// file holds; durations in ms.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobSpec {
+    /// Job id: letters, digits, `-`, `_`, `.`, `:`.
+    pub id: String,
+    /// Human name. Default: the id.
+    #[serde(default)]
+    pub name: String,
+    /// Executor name.
+    pub executor: String,
+    /// Payload of every task (JSON). Default `null`.
+    #[serde(default = "default_null")]
+    pub payload: serde_json::Value,
+    /// Cron expression; a job without one runs only when triggered.
+    #[serde(default)]
+    pub cron: Option<String>,
+    /// IANA time zone of the cron expression. Default UTC.
+    #[serde(default)]
+    pub timezone: Option<String>,
+    /// Task timeout, ms. Default 5 min.
+    #[serde(default = "JobSpec::default_timeout_ms")]
+    pub timeout_ms: u64,
+    /// Retries after a failed attempt. Default 3.
+    #[serde(default = "JobSpec::default_retries")]
+    pub max_retries: u32,
+    /// First retry delay, ms. Default 10 s.
+    #[serde(default = "JobSpec::default_retry_delay_ms")]
+    pub retry_delay_ms: u64,
+    /// Retry delay multiplier. Default 2.0.
+    #[serde(default = "JobSpec::default_backoff")]
+    pub backoff: f64,
+    /// Task priority, -1000..=1000. Default 0.
+    #[serde(default)]
+    pub priority: i32,
+    /// Balancer for its tasks. Default: the leader's.
+    #[serde(default)]
+    pub balancer: Option<String>,
+    /// Routing key for `consistent-hash`. Default: the task id.
+    #[serde(default)]
+    pub route_key: Option<String>,
+    /// Worker tags required.
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// Fires on schedule only when enabled. Default true.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// Missed-slot policy. Default `fire_once`.
+    #[serde(default)]
+    pub misfire: Misfire,
+    /// A slot older than this when it is looked at counts as missed, ms.
+    /// Default 60 s.
+    #[serde(default = "JobSpec::default_misfire_threshold_ms")]
+    pub misfire_threshold_ms: u64,
+    /// Most missed slots `fire_all` fires. Default 100.
+    #[serde(default = "JobSpec::default_fire_all_cap")]
+    pub fire_all_cap: u32,
+    /// Overlap policy. Default `allow`.
+    #[serde(default)]
+    pub concurrency: Concurrency,
+}
+
+impl JobSpec {
+    fn default_timeout_ms() -> u64 {
+        300_000
+    }
+    fn default_retries() -> u32 {
+        3
+    }
+    fn default_retry_delay_ms() -> u64 {
+        10_000
+    }
+    fn default_backoff() -> f64 {
+        2.0
+    }
+    fn default_misfire_threshold_ms() -> u64 {
+        60_000
+    }
+    fn default_fire_all_cap() -> u32 {
+        100
+    }
+
+    /// A job `id` running `executor`, on demand only, every other field at
+    /// its default.
+    pub fn new(id: impl Into<String>, executor: impl Into<String>) -> JobSpec {
+        JobSpec {
+            id: id.into(),
+            name: String::new(),
+            executor: executor.into(),
+            payload: serde_json::Value::Null,
+            cron: None,
+            timezone: None,
+            timeout_ms: Self::default_timeout_ms(),
+            max_retries: Self::default_retries(),
+            retry_delay_ms: Self::default_retry_delay_ms(),
+            backoff: Self::default_backoff(),
+            priority: 0,
+            balancer: None,
+            route_key: None,
+            tags: Vec::new(),
+            enabled: true,
+            misfire: Misfire::FireOnce,
+            misfire_threshold_ms: Self::default_misfire_threshold_ms(),
+            fire_all_cap: Self::default_fire_all_cap(),
+            concurrency: Concurrency::Allow,
+        }
+    }
+
+    /// Sets the cron expression.
+    pub fn with_cron(mut self, cron: impl Into<String>) -> JobSpec {
+        self.cron = Some(cron.into());
+        self
+    }
+
+    /// Checks every field; returns the parsed schedule, if any. Nothing is
+    /// stored for a job that fails here.
+    pub fn validate(&self) -> Result<Option<Schedule>> {
+        if self.id.is_empty()
+            || self.id.len() > 200
+            || !self
+                .id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.:".contains(c))
+        {
+            return Err(Error::Config(format!(
+                "invalid job id `{}`: use 1-200 letters, digits, `-`, `_`, `.`, `:`",
+                self.id
+            )));
+        }
+        if let Some(b) = &self.balancer {
+            Balancer::parse(b)?;
+        }
+        if self.timeout_ms == 0 {
+            return Err(Error::Config(format!(
+                "job {}: timeout must be non-zero",
+                self.id
+            )));
+        }
+        if self.fire_all_cap == 0 {
+            return Err(Error::Config(format!(
+                "job {}: fire_all_cap must be at least 1",
+                self.id
+            )));
+        }
+        self.task_spec(None).validate()?;
+        match &self.cron {
+            Some(expr) => Schedule::parse(expr, self.timezone.as_deref()).map(Some),
+            None => {
+                if let Some(tz) = &self.timezone {
+                    // A time zone alone is harmless, but a typo should show.
+                    Schedule::parse("@daily", Some(tz))?;
+                }
+                Ok(None)
+            }
+        }
+    }
+
+    /// The task a firing of slot `slot_ms` (or a manual trigger, `None`)
+    /// creates.
+    pub fn task_spec(&self, slot_ms: Option<i64>) -> TaskSpec {
+        let mut t = TaskSpec::new(&self.executor);
+        t.payload = self.payload.to_string();
+        t.priority = self.priority;
+        t.timeout = Duration::from_millis(self.timeout_ms);
+        t.max_retries = self.max_retries;
+        t.retry_delay = Duration::from_millis(self.retry_delay_ms);
+        t.backoff = self.backoff;
+        t.tags = self.tags.clone();
+        t.balancer = self
+            .balancer
+            .as_deref()
+            .and_then(|b| Balancer::parse(b).ok());
+        t.route_key = self.route_key.clone();
+        t.job = Some(self.id.clone());
+        t.id = slot_ms.map(|s| format!("{}@{s}", self.id));
+        t
+    }
+}
+
+/// A job with what the scheduler knows of it, as `job show` prints it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobStatus {
+    /// The definition.
+    pub spec: JobSpec,
+    /// Next fire time, Unix ms (none for on-demand or disabled jobs).
+    pub next_fire_ms: Option<i64>,
+    /// Recent events, newest first: `fired <slot> <task>`, `skipped …`.
+    pub history: Vec<String>,
+    /// Firings skipped by the concurrency or misfire policy, in total.
+    pub skips: u64,
+    /// Firings made, in total.
+    pub fired: u64,
+}

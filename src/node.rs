@@ -1,0 +1,236 @@
+//! A running node: starts the components its role needs and owns the order
+//! in which they stop.
+//!
+//! Start: validate the config, PING Redis (an unreachable Redis is an error
+//! here, not a silent retry loop), register in the registry (a live node
+//! with the same id is an error), then spawn the threads.
+//!
+//! Stop ([`NodeHandle::shutdown`]): the worker stops fetching and hands its
+//! queued, unstarted tasks back to pending; leader work stops and the lease
+//! is released, so a standby takes over dispatching at once rather than
+//! after this node's running tasks drain (DESIGN §3 releases the lease last;
+//! releasing it before the drain keeps the cluster dispatching during a
+//! long grace period); running tasks get the shutdown grace; the registry
+//! entry goes last, so the node stays visible while it still holds work.
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
+
+use crossbeam_channel::Receiver;
+
+use crate::component::Component;
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::executor::http::HttpExecutor;
+use crate::executor::rpc::RpcExecutor;
+use crate::executor::shell::{ShellExecutor, parse_command};
+use crate::executor::{Executor, Executors, FnExecutor, NoopExecutor, TaskContext};
+use crate::heartbeat::Registration;
+use crate::leader::{self, Lease};
+use crate::recoverer;
+use crate::scheduler::{self, JobsFile};
+use crate::store::Store;
+use crate::worker::{self, Worker};
+
+/// Entry point for running a node in-process.
+pub struct Node;
+
+impl Node {
+    /// Starts a node with `config` and the built-in executors. Returns once
+    /// every thread runs.
+    pub fn start(config: Config) -> Result<NodeHandle> {
+        Node::builder(config).start()
+    }
+
+    /// A builder, to register Rust executors before starting.
+    pub fn builder(config: Config) -> NodeBuilder {
+        NodeBuilder {
+            config,
+            executors: Executors::default(),
+            jobs: None,
+        }
+    }
+}
+
+/// Configures a node before it starts: [`Node::builder`].
+pub struct NodeBuilder {
+    config: Config,
+    executors: Executors,
+    jobs: Option<JobsFile>,
+}
+
+impl NodeBuilder {
+    /// Keeps the stored jobs in step with `specs` whenever this node becomes
+    /// leader: adds and updates them (a job whose schedule is unchanged
+    /// keeps its next fire time); with `prune`, removes stored jobs not in
+    /// `specs`. Every spec is validated at [`NodeBuilder::start`].
+    pub fn jobs(mut self, specs: Vec<crate::model::job::JobSpec>, prune: bool) -> NodeBuilder {
+        self.jobs = Some(JobsFile { specs, prune });
+        self
+    }
+
+    /// Offers `executor` under `name` (replacing a built-in of that name).
+    pub fn executor(mut self, name: &str, executor: impl Executor) -> NodeBuilder {
+        self.executors.insert(name, executor);
+        self
+    }
+
+    /// Offers a Rust closure under `name`: `Ok(data)` is a success,
+    /// `Err(message)` a failed attempt.
+    pub fn function<F>(self, name: &str, f: F) -> NodeBuilder
+    where
+        F: Fn(&mut TaskContext) -> std::result::Result<serde_json::Value, String>
+            + Send
+            + Sync
+            + 'static,
+    {
+        self.executor(name, FnExecutor(f))
+    }
+
+    /// Starts the node.
+    pub fn start(self) -> Result<NodeHandle> {
+        let config = self.config;
+        config.validate()?;
+        if let Some(file) = &self.jobs {
+            for spec in &file.specs {
+                spec.validate()?;
+            }
+        }
+        let executors = builtin_executors(&config, self.executors)?;
+        let store = Store::new(&config.redis_url, &config.namespace, config.redis_timeout)?;
+        store.ping()?;
+
+        let running = Arc::new(AtomicUsize::new(0));
+        let offered = if config.role.works() {
+            executors.names()
+        } else {
+            Vec::new()
+        };
+        let mut registration = Registration::new(&store, &config, offered, running.clone());
+        registration.beat(&mut store.quiet_conn("register"))?;
+        let (fatal_tx, fatal) = crossbeam_channel::bounded(1);
+        let instance = registration.instance().to_string();
+        let heartbeat = registration.start(config.heartbeat_interval, fatal_tx)?;
+
+        let worker = if config.role.works() {
+            Some(worker::start(
+                &store, &config, &instance, executors, running,
+            )?)
+        } else {
+            None
+        };
+        let mut leader_work = Vec::new();
+        let mut elector = None;
+        let mut lease = None;
+        if config.role.schedules() {
+            let (component, l) = leader::start(&store, &config)?;
+            leader_work.push(scheduler::start(&store, &config, &l, self.jobs.clone())?);
+            leader_work.push(recoverer::start(&store, &config, &l)?);
+            elector = Some(component);
+            lease = Some(l);
+        }
+        log::info!(
+            "node {} started (role {}, capacity {}, namespace {})",
+            config.node_id,
+            config.role,
+            config.capacity,
+            config.namespace
+        );
+        Ok(NodeHandle {
+            id: config.node_id,
+            lease,
+            worker,
+            leader_work,
+            elector,
+            heartbeat: Some(heartbeat),
+            fatal,
+        })
+    }
+}
+
+/// The built-ins (`noop`, `http`, `rpc`, declared shell commands, ad hoc `shell`
+/// when allowed) under the executors the embedding program registered.
+fn builtin_executors(config: &Config, custom: Executors) -> Result<Executors> {
+    let mut all = Executors::default();
+    all.insert("noop", NoopExecutor);
+    all.insert("http", HttpExecutor::new());
+    all.insert("rpc", RpcExecutor::new());
+    if config.allow_adhoc_shell {
+        all.insert("shell", ShellExecutor::adhoc());
+    }
+    for (name, command) in &config.exec {
+        let argv = parse_command(command)
+            .map_err(|e| Error::Config(format!("invalid exec `{name}={command}`: {e}")))?;
+        all.insert(name.clone(), ShellExecutor::command(argv));
+    }
+    all.extend(custom);
+    Ok(all)
+}
+
+/// A running node. Dropping it shuts it down too, but call
+/// [`NodeHandle::shutdown`] to choose the moment.
+pub struct NodeHandle {
+    id: String,
+    lease: Option<Lease>,
+    worker: Option<Worker>,
+    leader_work: Vec<Component>,
+    elector: Option<Component>,
+    heartbeat: Option<Component>,
+    fatal: Receiver<Error>,
+}
+
+impl NodeHandle {
+    /// Receives an error when the node cannot go on and must be shut down:
+    /// today, when another process took over this node's id while this one
+    /// was frozen. Select on it next to your own shutdown trigger.
+    pub fn failure(&self) -> &Receiver<Error> {
+        &self.fatal
+    }
+
+    /// This node's id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// True while this node holds the leader lease.
+    pub fn is_leader(&self) -> bool {
+        self.lease.as_ref().is_some_and(Lease::is_leader)
+    }
+
+    /// The fencing epoch of the current term, if this node leads.
+    pub fn epoch(&self) -> Option<u64> {
+        self.lease.as_ref()?.fence().map(|f| f.epoch)
+    }
+
+    /// Stops every thread in order and joins them (see the module docs).
+    pub fn shutdown(mut self) {
+        self.stop_all();
+    }
+
+    fn stop_all(&mut self) {
+        if let Some(w) = self.worker.as_mut() {
+            w.stop_fetching();
+        }
+        for c in self.leader_work.drain(..) {
+            c.stop();
+        }
+        if let Some(c) = self.elector.take() {
+            c.stop();
+        }
+        if let Some(w) = self.worker.take() {
+            w.drain();
+        }
+        if let Some(c) = self.heartbeat.take() {
+            c.stop();
+        }
+        log::info!("node {} stopped", self.id);
+    }
+}
+
+impl Drop for NodeHandle {
+    fn drop(&mut self) {
+        if self.heartbeat.is_some() {
+            self.stop_all();
+        }
+    }
+}

@@ -1,0 +1,144 @@
+//! Leader-only recovery: the `recoverer` thread.
+//!
+//! Every `recover_interval`, while this node leads, one fenced script
+//! (`recover_tick.lua`):
+//! - drops nodes whose registry entry has expired from the `nodes` index,
+//!   hands their queued tasks back to `pending` and counts a failed attempt
+//!   (retry or fail) for the tasks they were running;
+//! - is the backstop for tasks past their `running` deadline (task timeout +
+//!   `dispatcher::RECOVERY_GRACE`): a hung or vanished worker's task counts
+//!   a failed attempt, a queued item never started goes back to pending;
+//! - trims expired tasks from the listing index;
+//! - records the tick (`tick_node`, `tick_epoch`, `tick_ms` in
+//!   `leader:status`), which operators read as "the leader is alive and
+//!   writing".
+//!
+//! A result that a presumed-dead worker sends later is rejected by the
+//! attempt check in `FINISH`. A refused fence makes this node step down.
+
+use std::time::Duration;
+
+use crate::component::{Component, StopSignal};
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::leader::Lease;
+use crate::store::{Conn, Fence, Store, scripts};
+use crate::worker::LOG_CAP;
+
+/// Starts the recoverer thread.
+pub fn start(store: &Store, config: &Config, lease: &Lease) -> Result<Component> {
+    let store = store.clone();
+    let lease = lease.clone();
+    let settings = Settings {
+        interval: config.recover_interval,
+        heartbeat_timeout: config.heartbeat_timeout,
+        retention: config.task_retention,
+    };
+    Ok(Component::spawn("recoverer", move |stop| {
+        run(&store, &lease, &settings, stop)
+    })?)
+}
+
+struct Settings {
+    interval: Duration,
+    heartbeat_timeout: Duration,
+    retention: Duration,
+}
+
+/// Most overdue tasks handled per tick (the rest wait for the next).
+const RECOVER_LIMIT: usize = 500;
+
+fn run(store: &Store, lease: &Lease, settings: &Settings, stop: StopSignal) {
+    let interval = settings.interval;
+    let mut conn = store.conn("recoverer");
+    let mut wait = interval;
+    while !stop.wait(wait) {
+        wait = interval;
+        let Some(fence) = lease.fence() else {
+            continue;
+        };
+        match tick(
+            store,
+            &mut conn,
+            &fence,
+            settings.heartbeat_timeout,
+            settings.retention,
+        ) {
+            Ok(Recovered {
+                dead,
+                handed_back,
+                failed,
+            }) => {
+                for id in dead {
+                    log::warn!(
+                        "recoverer: node {id} missed its heartbeat timeout; removed from the registry"
+                    );
+                }
+                if handed_back + failed > 0 {
+                    log::warn!(
+                        "recoverer: {handed_back} queued tasks handed back to pending, {failed} running tasks failed over (dead or overdue worker)"
+                    );
+                }
+            }
+            Err(Error::Fenced) => lease.revoke("a fenced write was refused"),
+            Err(e) => {
+                if !e.is_unavailable() {
+                    log::warn!("recoverer: {e}");
+                }
+                wait = conn.backoff();
+            }
+        }
+    }
+}
+
+/// What one recovery pass did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recovered {
+    /// Nodes found dead (registry entry expired) and removed from the index.
+    pub dead: Vec<String>,
+    /// Queued tasks handed back to pending.
+    pub handed_back: u64,
+    /// Running tasks whose attempt was counted as failed.
+    pub failed: u64,
+}
+
+/// One recovery pass as the leader holding `fence` (the recoverer thread
+/// calls it every tick; public so tests can drive it).
+pub fn tick(
+    store: &Store,
+    conn: &mut Conn,
+    fence: &Fence,
+    heartbeat_timeout: Duration,
+    retention: Duration,
+) -> Result<Recovered> {
+    let keys = &store.keys;
+    conn.run(|c| {
+        fence
+            .invoke(&scripts::RECOVER_TICK, keys)
+            .key(keys.nodes())
+            .key(keys.leader_status())
+            .key(keys.running())
+            .key(keys.pending())
+            .key(keys.delayed())
+            .key(keys.seq())
+            .key(keys.wake())
+            .key(keys.tasks())
+            .arg(keys.node_prefix())
+            .arg(heartbeat_timeout.as_millis() as u64)
+            .arg(keys.task_prefix())
+            .arg(keys.queue_prefix())
+            .arg(keys.held_prefix())
+            .arg(keys.log_prefix())
+            .arg(keys.done_prefix())
+            .arg(retention.as_millis() as u64)
+            .arg(LOG_CAP)
+            .arg(crate::random_unit())
+            .arg(RECOVER_LIMIT)
+            .invoke(c)
+    })
+    .map(|(dead, handed_back, failed)| Recovered {
+        dead,
+        handed_back,
+        failed,
+    })
+}

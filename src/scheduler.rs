@@ -1,0 +1,197 @@
+//! The leader's `scheduler` thread: fire due cron jobs (`firing`), then
+//! dispatch pending tasks (`dispatcher`), then sleep until the next thing
+//! is due or something wakes it.
+//!
+//! There is no scan interval. Between ticks the thread blocks in BLPOP on
+//! `wake` (pushed by submits, finished tasks that free a slot, new workers,
+//! job changes) and its own control list. Redis checks blocking timeouts
+//! only every ~100 ms, too coarse for cron, so the next due time (a cron
+//! slot or a delayed task) is kept by a local `alarm` thread that pushes
+//! the control list at that instant: a firing starts within a round trip of
+//! its slot. While this node does not lead, the thread checks its local
+//! lease every 50 ms without touching Redis. When it becomes leader and a
+//! jobs file was given, it first makes the stored jobs match the file.
+
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender};
+
+use crate::client::Client;
+use crate::component::{Component, StopSignal};
+use crate::config::Config;
+use crate::dispatcher::{BATCH, Dispatcher};
+use crate::error::{Error, Result};
+use crate::firing::{DUE_BATCH, Firer};
+use crate::leader::{Lease, wake_control};
+use crate::model::job::JobSpec;
+use crate::store::{Conn, Fence, Store};
+
+/// Longest block between ticks: a safety net for a lost wake-up.
+const MAX_IDLE: Duration = Duration::from_secs(5);
+
+/// Jobs a node keeps in sync while it leads (`--jobs FILE`).
+#[derive(Debug, Clone, Default)]
+pub struct JobsFile {
+    /// The definitions, validated.
+    pub specs: Vec<JobSpec>,
+    /// Also remove stored jobs the file does not name.
+    pub prune: bool,
+}
+
+/// Starts the scheduler thread (and its alarm thread).
+pub fn start(
+    store: &Store,
+    config: &Config,
+    lease: &Lease,
+    jobs: Option<JobsFile>,
+) -> Result<Component> {
+    let control = store.keys.control(&config.node_id, "scheduler");
+    let (alarm_tx, alarm_rx) = crossbeam_channel::unbounded();
+    let alarm = {
+        let (store, control) = (store.clone(), control.clone());
+        Component::spawn("alarm", move |stop| {
+            alarm_loop(&store, &control, alarm_rx, stop)
+        })?
+    };
+    let mut scheduler = Scheduler {
+        store: store.clone(),
+        lease: lease.clone(),
+        dispatcher: Dispatcher::new(store, config.balancer),
+        firer: Firer::new(store, config.task_retention.as_millis() as u64),
+        control: control.clone(),
+        alarm: alarm_tx,
+        jobs,
+        synced_epoch: None,
+    };
+    let waker_store = store.clone();
+    Ok(Component::spawn("scheduler", move |stop| {
+        scheduler.run(stop);
+        alarm.stop();
+    })?
+    .with_waker(move || wake_control(&waker_store, &control)))
+}
+
+struct Scheduler {
+    store: Store,
+    lease: Lease,
+    dispatcher: Dispatcher,
+    firer: Firer,
+    control: String,
+    alarm: Sender<Instant>,
+    jobs: Option<JobsFile>,
+    synced_epoch: Option<u64>,
+}
+
+impl Scheduler {
+    fn run(&mut self, stop: StopSignal) {
+        let mut conn = self.store.conn("scheduler");
+        while !stop.is_stopped() {
+            let Some(fence) = self.lease.fence() else {
+                if stop.wait(Duration::from_millis(50)) {
+                    break;
+                }
+                continue;
+            };
+            match self.tick(&mut conn, &fence) {
+                Ok(None) => continue,
+                Ok(Some(idle)) => self.block(&mut conn, idle),
+                Err(Error::Fenced) => self.lease.revoke("a fenced scheduler write was refused"),
+                Err(e) => {
+                    if !e.is_unavailable() {
+                        log::warn!("scheduler: {e}");
+                    }
+                    if stop.wait(conn.backoff()) {
+                        break;
+                    }
+                }
+            }
+        }
+    }
+
+    /// One round: sync jobs (once per term), fire, dispatch. Returns how long
+    /// to wait for the next due time, or `None` to go again at once.
+    fn tick(&mut self, conn: &mut Conn, fence: &Fence) -> Result<Option<Duration>> {
+        if self.jobs.is_some() && self.synced_epoch != Some(fence.epoch) {
+            self.sync_jobs()?;
+            self.synced_epoch = Some(fence.epoch);
+        }
+        let fired = self.firer.fire_due(conn, fence)?;
+        let tick = self.dispatcher.tick(conn, fence)?;
+        if fired.due == DUE_BATCH || (tick.dispatched > 0 && tick.read == BATCH) {
+            return Ok(None);
+        }
+        if tick.next_due_ms < 0 {
+            return Ok(Some(MAX_IDLE));
+        }
+        let wait = tick.next_due_ms - tick.now_ms;
+        if wait <= 0 {
+            return Ok(None);
+        }
+        Ok(Some(Duration::from_millis(wait as u64)))
+    }
+
+    /// Blocks until a wake-up, the alarm at `idle` from now, or `MAX_IDLE`.
+    fn block(&self, conn: &mut Conn, idle: Duration) {
+        if idle < MAX_IDLE {
+            let _ = self.alarm.send(Instant::now() + idle);
+        }
+        let keys = &self.store.keys;
+        let _ = conn.run_blocking(MAX_IDLE, |c| {
+            redis::cmd("BLPOP")
+                .arg(keys.wake())
+                .arg(&self.control)
+                .arg(MAX_IDLE.as_secs_f64())
+                .query::<Option<(String, String)>>(c)
+        });
+    }
+
+    /// Makes the stored jobs match the jobs file.
+    fn sync_jobs(&self) -> Result<()> {
+        let Some(file) = &self.jobs else {
+            return Ok(());
+        };
+        let mut client = Client::from_store(&self.store);
+        let (mut added, mut updated, mut removed) = (0, 0, 0);
+        for spec in &file.specs {
+            if client.put_job(spec)? {
+                added += 1;
+            } else {
+                updated += 1;
+            }
+        }
+        if file.prune {
+            for job in client.jobs()? {
+                if !file.specs.iter().any(|s| s.id == job.spec.id) {
+                    client.remove_job(&job.spec.id)?;
+                    removed += 1;
+                }
+            }
+        }
+        log::info!(
+            "scheduler: jobs file synced ({added} added, {updated} kept or updated, {removed} removed)"
+        );
+        Ok(())
+    }
+}
+
+/// Pushes the scheduler's control list at the latest deadline it was given.
+fn alarm_loop(store: &Store, control: &str, deadlines: Receiver<Instant>, stop: StopSignal) {
+    let mut next: Option<Instant> = None;
+    loop {
+        let timeout = next.map_or(Duration::from_secs(3600), |t| {
+            t.saturating_duration_since(Instant::now())
+        });
+        crossbeam_channel::select! {
+            recv(stop.receiver()) -> _ => return,
+            recv(deadlines) -> d => match d {
+                Ok(d) => next = Some(d),
+                Err(_) => return,
+            },
+            default(timeout) => {
+                if next.take().is_some() {
+                    wake_control(store, control);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,207 @@
+//! Every Redis key distsched uses, built in this one place.
+//!
+//! All keys share the prefix `{ns}:`; the braces are a Redis Cluster hash
+//! tag, so every key of one namespace lives in one slot and multi-key Lua
+//! scripts stay valid on a cluster.
+
+/// Key builder for one namespace.
+#[derive(Debug, Clone)]
+pub struct Keys {
+    prefix: String,
+}
+
+impl Keys {
+    /// Keys under namespace `ns` (prefix `{ns}:`).
+    pub fn new(ns: &str) -> Keys {
+        Keys {
+            prefix: format!("{{{ns}}}:"),
+        }
+    }
+
+    fn key(&self, name: &str) -> String {
+        format!("{}{name}", self.prefix)
+    }
+
+    /// STRING: id of the node holding the leader lease (PX = lease TTL).
+    pub fn leader(&self) -> String {
+        self.key("leader")
+    }
+
+    /// STRING counter: the fencing epoch, INCRed on every acquisition.
+    pub fn epoch(&self) -> String {
+        self.key("epoch")
+    }
+
+    /// HASH: `node`, `epoch`, `elected_ms` of the current term, and
+    /// `tick_node`, `tick_epoch`, `tick_ms` of the last fenced leader write.
+    pub fn leader_status(&self) -> String {
+        self.key("leader:status")
+    }
+
+    /// LIST: released-lease notices; standbys BLPOP it to take over at once.
+    pub fn leader_wake(&self) -> String {
+        self.key("leader:wake")
+    }
+
+    /// STRING counter: fenced writes refused because the caller's epoch or
+    /// owner was stale (each one is a zombie leader caught).
+    pub fn fence_rejected(&self) -> String {
+        self.key("fence:rejected")
+    }
+
+    /// ZSET: node id → last heartbeat (Redis time, ms). The registry index.
+    pub fn nodes(&self) -> String {
+        self.key("nodes")
+    }
+
+    /// Prefix of the per-node entries, for scripts that walk the index.
+    pub fn node_prefix(&self) -> String {
+        self.key("node:")
+    }
+
+    /// HASH: one node's entry (`info` JSON, `heartbeat_ms`, `instance`),
+    /// PX = heartbeat timeout.
+    pub fn node(&self, id: &str) -> String {
+        format!("{}{id}", self.node_prefix())
+    }
+
+    /// LIST: a node's control list. Stopping a blocking loop pushes to it so
+    /// the loop's BLPOP returns at once instead of at its timeout.
+    pub fn control(&self, node: &str, component: &str) -> String {
+        format!("{}{node}:{component}", self.control_prefix())
+    }
+
+    /// HASH: one task's record (fields of `model::task::Task`); PX =
+    /// retention once it has ended.
+    pub fn task(&self, id: &str) -> String {
+        format!("{}{id}", self.task_prefix())
+    }
+
+    /// Prefix of task records, for scripts handling many tasks.
+    pub fn task_prefix(&self) -> String {
+        self.key("task:")
+    }
+
+    /// LIST: one task's log lines (capped), same retention as the task.
+    pub fn log(&self, id: &str) -> String {
+        format!("{}{id}", self.log_prefix())
+    }
+
+    /// Prefix of task logs.
+    pub fn log_prefix(&self) -> String {
+        self.key("log:")
+    }
+
+    /// LIST: completion notice for a task someone waits on (short TTL).
+    pub fn done(&self, id: &str) -> String {
+        format!("{}{id}", self.done_prefix())
+    }
+
+    /// Prefix of completion notices.
+    pub fn done_prefix(&self) -> String {
+        self.key("done:")
+    }
+
+    /// ZSET: tasks ready to dispatch; score = priority band + sequence, so
+    /// the lowest score is the highest priority, first in.
+    pub fn pending(&self) -> String {
+        self.key("pending")
+    }
+
+    /// ZSET: tasks waiting for a time (delay, `--at`, retry backoff) → ready ms.
+    pub fn delayed(&self) -> String {
+        self.key("delayed")
+    }
+
+    /// ZSET: dispatched tasks (queued on a worker or running) → deadline ms.
+    pub fn running(&self) -> String {
+        self.key("running")
+    }
+
+    /// LIST: a worker's queue of `id|attempt` items; the worker pops it.
+    pub fn queue(&self, node: &str) -> String {
+        format!("{}{node}", self.queue_prefix())
+    }
+
+    /// Prefix of worker queues.
+    pub fn queue_prefix(&self) -> String {
+        self.key("queue:")
+    }
+
+    /// SET: tasks a worker holds (queued + running): its load.
+    pub fn held(&self, node: &str) -> String {
+        format!("{}{node}", self.held_prefix())
+    }
+
+    /// Prefix of worker load sets.
+    pub fn held_prefix(&self) -> String {
+        self.key("held:")
+    }
+
+    /// LIST: wake-up notices for the leader's scheduler thread.
+    pub fn wake(&self) -> String {
+        self.key("wake")
+    }
+
+    /// ZSET: every task id → creation ms, for listing (trimmed by retention).
+    pub fn tasks(&self) -> String {
+        self.key("tasks")
+    }
+
+    /// STRING counter: submission sequence, for FIFO order within a priority.
+    pub fn seq(&self) -> String {
+        self.key("seq")
+    }
+
+    /// STRING: idempotency key → the task id it created.
+    pub fn idempotency(&self, key: &str) -> String {
+        self.key(&format!("idem:{key}"))
+    }
+
+    /// HASH: job id → job definition (JSON).
+    pub fn jobs(&self) -> String {
+        self.key("jobs")
+    }
+
+    /// ZSET: job id → next fire time (ms). Only enabled cron jobs are in it.
+    pub fn schedule(&self) -> String {
+        self.key("schedule")
+    }
+
+    /// HASH: a job's firing state (`fired`, `skips`, `last_fire_ms`,
+    /// `last_task`, `schedule_key`).
+    pub fn job_state(&self, id: &str) -> String {
+        format!("{}{id}", self.job_state_prefix())
+    }
+
+    /// Prefix of job states.
+    pub fn job_state_prefix(&self) -> String {
+        self.key("job:")
+    }
+
+    /// LIST: a job's recent events, newest first (capped).
+    pub fn job_history(&self, id: &str) -> String {
+        format!("{}{id}", self.job_history_prefix())
+    }
+
+    /// Prefix of job histories.
+    pub fn job_history_prefix(&self) -> String {
+        self.key("jobhist:")
+    }
+
+    /// SET: a `forbid`/`replace` job's tasks that may still be active.
+    pub fn job_active(&self, id: &str) -> String {
+        format!("{}{id}", self.job_active_prefix())
+    }
+
+    /// Prefix of job active sets.
+    pub fn job_active_prefix(&self) -> String {
+        self.key("jobactive:")
+    }
+
+    /// Prefix of control lists, for scripts that signal a node
+    /// (`ctl:{node}:{component}`).
+    pub fn control_prefix(&self) -> String {
+        self.key("ctl:")
+    }
+}

@@ -1,0 +1,57 @@
+-- Worker: record the outcome of attempts (a batch), retry or end the tasks.
+-- KEYS[1] running, KEYS[2] the worker's held set, KEYS[3] delayed,
+-- KEYS[4] pending, KEYS[5] wake
+-- ARGV[1] node id, ARGV[2] task prefix, ARGV[3] log prefix, ARGV[4] retention
+-- ms, ARGV[5] log cap, ARGV[6] done prefix, then per outcome: id, attempt,
+-- outcome (success|failed|timeout|cancelled), result JSON, error text,
+-- random [0,1) for jitter, n log lines, the n lines.
+-- A report for an attempt that is no longer the task's current one on this
+-- worker (recovered, reassigned, or a zombie worker) changes nothing.
+-- Returns {accepted, rejected}.
+local now = now_ms()
+local retention = tonumber(ARGV[4])
+local cap = tonumber(ARGV[5])
+local accepted, rejected = 0, 0
+local i = 7
+while i <= #ARGV do
+  local id, attempt, outcome, result, err, rnd = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], tonumber(ARGV[i + 5])
+  local nlines = tonumber(ARGV[i + 6])
+  local tag = '[attempt ' .. attempt .. '] '
+  local lines = {}
+  for j = 1, nlines do lines[j] = tag .. ARGV[i + 6 + j] end
+  i = i + 7 + nlines
+  local key = ARGV[2] .. id
+  local logkey = ARGV[3] .. id
+  local f = redis.call('HMGET', key, 'status', 'attempt', 'worker')
+  if f[2] ~= attempt or f[3] ~= ARGV[1] or (f[1] ~= 'running' and f[1] ~= 'cancelled') then
+    rejected = rejected + 1
+    if f[1] then
+      append_log(logkey, {tag .. 'stale ' .. outcome .. ' from ' .. ARGV[1] ..
+        ' rejected (current attempt ' .. tostring(f[2]) .. ', status ' .. f[1] .. ')'}, cap)
+    end
+  else
+    accepted = accepted + 1
+    redis.call('SREM', KEYS[2], id)
+    redis.call('ZREM', KEYS[1], id)
+    append_log(logkey, lines, cap)
+    record_attempt(key, attempt, ARGV[1], outcome, err, now)
+    if f[1] == 'cancelled' then
+      append_log(logkey, {tag .. 'stopped after cancel'}, cap)
+    elseif outcome == 'success' then
+      redis.call('HSET', key, 'status', 'success', 'ended_ms', now, 'result', result)
+      redis.call('HDEL', key, 'error', 'next_attempt_ms')
+      end_task(key, logkey, ARGV[6] .. id, 'success', retention)
+    else
+      redis.call('HSET', key, 'result', result)
+      local status, delay = fail_attempt(key, id, KEYS[3], now, err, rnd)
+      if status == 'retrying' then
+        append_log(logkey, {tag .. outcome .. ': ' .. err .. '; retry in ' .. delay .. 'ms'}, cap)
+      else
+        append_log(logkey, {tag .. outcome .. ': ' .. err .. '; no retries left'}, cap)
+        end_task(key, logkey, ARGV[6] .. id, 'failed', retention)
+      end
+    end
+  end
+end
+if accepted > 0 then wake(KEYS[5]) end
+return {accepted, rejected}

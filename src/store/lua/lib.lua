@@ -1,0 +1,103 @@
+-- Shared helpers, prepended to every script (after the fence prelude).
+-- Keys derived from prefixes passed in ARGV all carry the namespace's hash
+-- tag, so they live in the same cluster slot as the declared KEYS.
+
+-- Redis server time in ms: one clock for every node.
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+-- Pending order: higher priority first, then first in. Priority is
+-- -1000..1000; the sequence fits in 40 bits, so the score stays exact in a
+-- double.
+local function pending_score(priority, seq)
+  return (1000 - tonumber(priority)) * 1099511627776 + tonumber(seq)
+end
+
+-- Appends lines to a task log, keeping the newest `cap`.
+local function append_log(key, lines, cap)
+  if #lines > 0 then
+    redis.call('RPUSH', key, unpack(lines))
+    redis.call('LTRIM', key, -cap, -1)
+  end
+end
+
+-- Wakes the leader's scheduler thread unless a wake-up is already queued.
+local function wake(key)
+  if redis.call('LLEN', key) == 0 then
+    redis.call('LPUSH', key, 1)
+  end
+end
+
+-- Ends a task: keep it (and its log) for the retention, and tell a waiter.
+local function end_task(key, logkey, done_key, status, retention)
+  redis.call('PEXPIRE', key, retention)
+  redis.call('PEXPIRE', logkey, retention)
+  if redis.call('HGET', key, 'waited') == '1' then
+    redis.call('LPUSH', done_key, status)
+    redis.call('PEXPIRE', done_key, 60000)
+  end
+end
+
+-- Records a failed attempt (the caller has taken the task out of running
+-- and its worker's held set): `retrying` in `delayed` after
+-- retry_delay × backoff^(failures-1), capped by max_delay, ± jitter, while
+-- retries remain; otherwise `failed`. `rnd` is a random number in [0, 1).
+-- Returns the new status and the retry delay (ms).
+local function fail_attempt(key, id, delayed_key, now, err, rnd)
+  local f = redis.call('HMGET', key, 'failures', 'max_retries', 'retry_delay_ms', 'backoff',
+    'max_delay_ms', 'jitter')
+  local failures = tonumber(f[1] or 0) + 1
+  redis.call('HSET', key, 'failures', failures, 'error', err)
+  if failures <= tonumber(f[2] or 0) then
+    local delay = tonumber(f[3] or 0) * (tonumber(f[4] or 1) ^ (failures - 1))
+    local max_delay = tonumber(f[5] or 0)
+    if max_delay > 0 and delay > max_delay then delay = max_delay end
+    delay = math.floor(delay * (1 + tonumber(f[6] or 0) * (2 * rnd - 1)))
+    redis.call('HSET', key, 'status', 'retrying', 'next_attempt_ms', now + delay)
+    redis.call('ZADD', delayed_key, now + delay, id)
+    return 'retrying', delay
+  end
+  redis.call('HSET', key, 'status', 'failed', 'ended_ms', now)
+  return 'failed', 0
+end
+
+-- Cancels task `id` wherever it is; returns its status before ('' if none).
+-- Pending or delayed: ended at once. Queued on a worker but not started:
+-- ended at once, the queue item goes stale and the slot is freed. Running:
+-- ended, and its worker is told on its cancel list; the worker's report
+-- then frees the slot.
+-- k: {task, pending, delayed, running, log, done}; p: {held prefix,
+-- control prefix}; retention ms; log cap; why (for the log).
+local function cancel_task(id, k, p, retention, cap, why)
+  local f = redis.call('HMGET', k.task, 'status', 'worker', 'attempt')
+  local status = f[1]
+  if not status then return '' end
+  if status == 'success' or status == 'failed' or status == 'cancelled' then
+    return status
+  end
+  redis.call('ZREM', k.pending, id)
+  redis.call('ZREM', k.delayed, id)
+  redis.call('ZREM', k.running, id)
+  if status == 'pending' and f[2] then
+    redis.call('SREM', p.held .. f[2], id)
+  elseif status == 'running' then
+    local ctl = p.control .. f[2] .. ':cancel'
+    redis.call('LPUSH', ctl, id .. '|' .. f[3])
+    redis.call('PEXPIRE', ctl, 60000)
+  end
+  redis.call('HSET', k.task, 'status', 'cancelled', 'ended_ms', now_ms())
+  append_log(k.log, {why .. ' while ' .. status}, cap)
+  end_task(k.task, k.log, k.done, 'cancelled', retention)
+  return status
+end
+
+-- Records how attempt `attempt` ended, in the task's own hash (field
+-- `a<attempt>`, so it expires with the task): worker, start ms, end ms,
+-- outcome, message, tab-separated.
+local function record_attempt(key, attempt, worker, outcome, message, now)
+  local started = redis.call('HGET', key, 'started_ms') or ''
+  redis.call('HSET', key, 'a' .. attempt,
+    table.concat({worker or '', started, now, outcome, message or ''}, '\t'))
+end

@@ -1,0 +1,589 @@
+//! The worker role: the `fetcher`, `pool-N`, `reporter` and `canceller`
+//! threads, and the worker's part of a graceful shutdown.
+//!
+//! - fetcher: holds one token per free pool slot. With tokens in hand it
+//!   claims up to that many items from its queue in one `START` script call;
+//!   when the queue is empty it blocks in BLMPOP (Redis ≥ 7) on the queue and
+//!   its control list, so it pops only while a slot is free and a dispatch
+//!   reaches it without delay.
+//! - pool-N: `capacity` threads reading a bounded crossbeam channel; each
+//!   runs one task's executor and hands the outcome to the reporter.
+//! - reporter: batches outcomes into one `FINISH` call (a pipeline's worth
+//!   per round trip); while Redis is down it keeps them and retries, so no
+//!   finished result is lost to an outage.
+//! - canceller: blocks on the node's cancel list and flags running tasks.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender};
+
+use crate::component::{Component, StopSignal};
+use crate::config::Config;
+use crate::dispatcher::RECOVERY_GRACE;
+use crate::error::Result;
+use crate::executor::{CancelFlag, Executors, Outcome, TaskContext};
+use crate::leader::wake_control;
+use crate::store::{Conn, Store, scripts};
+
+/// Most outcomes sent in one `FINISH` call.
+const REPORT_BATCH: usize = 256;
+/// How long the fetcher blocks in one BLMPOP when idle.
+const IDLE_BLOCK: Duration = Duration::from_secs(10);
+/// How long a stopping worker keeps retrying to record results.
+const FLUSH_LIMIT: Duration = Duration::from_secs(15);
+/// Log lines kept per task (all attempts).
+pub const LOG_CAP: usize = 1000;
+
+/// A task claimed from the queue, ready to run.
+struct Claimed {
+    id: String,
+    attempt: u32,
+    executor: String,
+    payload: String,
+    timeout: Duration,
+    job: Option<String>,
+    cancel: CancelFlag,
+}
+
+/// One finished attempt, on its way to Redis.
+struct Report {
+    id: String,
+    attempt: u32,
+    outcome: Outcome,
+    log: Vec<String>,
+}
+
+/// State shared by the worker's threads.
+struct Shared {
+    store: Store,
+    node: String,
+    instance: String,
+    executors: Executors,
+    running: Arc<AtomicUsize>,
+    /// task id → (attempt, cancel flag, cancelled by a user).
+    active: Mutex<HashMap<String, (u32, CancelFlag, bool)>>,
+    /// Set when the shutdown grace ran out: interrupted tasks are reported
+    /// as failed attempts (to be retried elsewhere), not as cancelled.
+    interrupted: AtomicBool,
+    retention_ms: u64,
+}
+
+impl Shared {
+    fn active(&self) -> std::sync::MutexGuard<'_, HashMap<String, (u32, CancelFlag, bool)>> {
+        self.active.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// A running worker role.
+pub struct Worker {
+    shared: Arc<Shared>,
+    fetcher: Option<Component>,
+    canceller: Option<Component>,
+    pool: Vec<std::thread::JoinHandle<()>>,
+    pool_done: Receiver<()>,
+    reporter: Option<Component>,
+    grace: Duration,
+}
+
+/// Starts the worker threads. `running` is shared with the heartbeat.
+pub fn start(
+    store: &Store,
+    config: &Config,
+    instance: &str,
+    executors: Executors,
+    running: Arc<AtomicUsize>,
+) -> Result<Worker> {
+    let shared = Arc::new(Shared {
+        store: store.clone(),
+        node: config.node_id.clone(),
+        instance: instance.to_string(),
+        executors,
+        running,
+        active: Mutex::default(),
+        interrupted: AtomicBool::new(false),
+        retention_ms: config.task_retention.as_millis() as u64,
+    });
+    let capacity = config.capacity;
+    let (slots_tx, slots_rx) = crossbeam_channel::bounded(capacity);
+    for _ in 0..capacity {
+        slots_tx.send(()).expect("channel sized to capacity");
+    }
+    let (jobs_tx, jobs_rx) = crossbeam_channel::bounded::<Claimed>(capacity);
+    let (reports_tx, reports_rx) = crossbeam_channel::unbounded::<Report>();
+    let (done_tx, pool_done) = crossbeam_channel::unbounded();
+
+    let mut pool = Vec::with_capacity(capacity);
+    for n in 0..capacity {
+        let (shared, jobs, reports, slots, done) = (
+            shared.clone(),
+            jobs_rx.clone(),
+            reports_tx.clone(),
+            slots_tx.clone(),
+            done_tx.clone(),
+        );
+        pool.push(
+            std::thread::Builder::new()
+                .name(format!("pool-{n}"))
+                .spawn(move || {
+                    for claimed in jobs.iter() {
+                        let report = run_one(&shared, claimed);
+                        let _ = reports.send(report);
+                        let _ = slots.send(());
+                    }
+                    let _ = done.send(());
+                })?,
+        );
+    }
+    drop((reports_tx, done_tx));
+
+    let fetch_ctl = store.keys.control(&config.node_id, "fetch");
+    let fetcher = {
+        let (shared, ctl) = (shared.clone(), fetch_ctl.clone());
+        let waker_store = store.clone();
+        Component::spawn("fetcher", move |stop| {
+            fetch_loop(&shared, &ctl, slots_rx, jobs_tx, stop)
+        })?
+        .with_waker(move || wake_control(&waker_store, &fetch_ctl))
+    };
+    let reporter = {
+        let shared = shared.clone();
+        Component::spawn("reporter", move |_| report_loop(&shared, reports_rx))?
+    };
+    let cancel_ctl = store.keys.control(&config.node_id, "canceller");
+    let canceller = {
+        let (shared, ctl) = (shared.clone(), cancel_ctl.clone());
+        let waker_store = store.clone();
+        Component::spawn("canceller", move |stop| cancel_loop(&shared, &ctl, stop))?
+            .with_waker(move || wake_control(&waker_store, &cancel_ctl))
+    };
+    Ok(Worker {
+        shared,
+        fetcher: Some(fetcher),
+        canceller: Some(canceller),
+        pool,
+        pool_done,
+        reporter: Some(reporter),
+        grace: config.shutdown_grace,
+    })
+}
+
+impl Worker {
+    /// Stops fetching and hands queued, unstarted tasks back to pending.
+    pub fn stop_fetching(&mut self) {
+        if let Some(f) = self.fetcher.take() {
+            f.stop();
+        }
+        let s = &self.shared;
+        let keys = &s.store.keys;
+        let handed_back = s.store.quiet_conn("worker").run(|c| {
+            scripts::REQUEUE
+                .key(keys.node(&s.node))
+                .key(keys.queue(&s.node))
+                .key(keys.held(&s.node))
+                .key(keys.running())
+                .key(keys.pending())
+                .key(keys.seq())
+                .key(keys.wake())
+                .arg(&s.node)
+                .arg(keys.task_prefix())
+                .arg(&s.instance)
+                .invoke::<usize>(c)
+        });
+        match handed_back {
+            Ok(0) => {}
+            Ok(n) => log::info!("worker: handed {n} queued tasks back to pending"),
+            Err(e) => {
+                log::warn!("worker: could not hand queued tasks back ({e}); the recoverer will")
+            }
+        }
+    }
+
+    /// Lets running tasks finish for up to the shutdown grace, then stops
+    /// them (reported as failed attempts, retried elsewhere), flushes every
+    /// result and joins all worker threads.
+    pub fn drain(mut self) {
+        self.stop_fetching();
+        let deadline = Instant::now() + self.grace;
+        let mut left = self.pool.len();
+        while left > 0 {
+            match self.pool_done.recv_deadline(deadline) {
+                Ok(()) => left -= 1,
+                Err(_) => break,
+            }
+        }
+        if left > 0 {
+            log::warn!(
+                "worker: shutdown grace over; stopping {} running tasks",
+                self.shared.running.load(Ordering::Relaxed)
+            );
+            self.shared.interrupted.store(true, Ordering::SeqCst);
+            for (_, flag, _) in self.shared.active().values() {
+                flag.cancel();
+            }
+        }
+        for t in self.pool.drain(..) {
+            let _ = t.join();
+        }
+        if let Some(c) = self.canceller.take() {
+            c.stop();
+        }
+        // The reporter ends once every pool thread (report sender) is gone.
+        if let Some(r) = self.reporter.take() {
+            r.join();
+        }
+    }
+}
+
+fn run_one(shared: &Shared, c: Claimed) -> Report {
+    shared.running.fetch_add(1, Ordering::Relaxed);
+    let mut ctx = TaskContext::new(&c.id, &c.executor, c.payload, c.timeout, c.cancel);
+    ctx.attempt = c.attempt;
+    ctx.job = c.job;
+    let outcome = match shared.executors.get(&c.executor) {
+        Some(executor) => {
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| executor.execute(&mut ctx)))
+                .unwrap_or_else(|_| Outcome::fail(-1, "executor panicked"))
+        }
+        None => Outcome::fail(
+            -1,
+            format!(
+                "executor `{}` is not offered by worker {}",
+                c.executor, shared.node
+            ),
+        ),
+    };
+    let by_user = shared
+        .active()
+        .remove(&c.id)
+        .is_some_and(|(_, _, by_user)| by_user);
+    let outcome = match outcome {
+        Outcome::Cancelled if !by_user && shared.interrupted.load(Ordering::SeqCst) => {
+            Outcome::fail(-1, "interrupted by worker shutdown")
+        }
+        other => other,
+    };
+    shared.running.fetch_sub(1, Ordering::Relaxed);
+    log::debug!(
+        "worker: task {} attempt {} {}",
+        c.id,
+        c.attempt,
+        outcome.kind()
+    );
+    Report {
+        id: c.id,
+        attempt: c.attempt,
+        outcome,
+        log: ctx.take_log(),
+    }
+}
+
+type ClaimRow = (String, u32, String, String, u64, String);
+
+/// Claims `pop` more items from the queue plus `items` already popped
+/// (`reclaim`: those items may already have been started by a call whose
+/// reply was lost).
+fn claim(
+    shared: &Shared,
+    conn: &mut Conn,
+    items: &[String],
+    pop: usize,
+    reclaim: bool,
+) -> Result<Vec<Claimed>> {
+    let keys = &shared.store.keys;
+    let rows: Vec<ClaimRow> = conn.run(|c| {
+        scripts::START
+            .key(keys.queue(&shared.node))
+            .key(keys.running())
+            .arg(&shared.node)
+            .arg(keys.task_prefix())
+            .arg(pop)
+            .arg(RECOVERY_GRACE.as_millis() as u64)
+            .arg(if reclaim { "1" } else { "" })
+            .arg(items)
+            .invoke(c)
+    })?;
+    let claimed: Vec<Claimed> = rows
+        .into_iter()
+        .map(
+            |(id, attempt, executor, payload, timeout_ms, job)| Claimed {
+                id,
+                attempt,
+                executor,
+                payload,
+                timeout: Duration::from_millis(timeout_ms.max(1)),
+                job: (!job.is_empty()).then_some(job),
+                cancel: CancelFlag::default(),
+            },
+        )
+        .collect();
+    // Known as ours from now on: a cancel can reach it before a pool thread
+    // picks it up, and orphan adoption will not claim it twice.
+    let mut active = shared.active();
+    for c in &claimed {
+        active.insert(c.id.clone(), (c.attempt, c.cancel.clone(), false));
+    }
+    Ok(claimed)
+}
+
+/// Tasks running on this worker in Redis that no thread here knows of: a
+/// claim whose reply was lost to a connection error started them. Returned
+/// as queue items, to be re-claimed.
+fn orphans(shared: &Shared, conn: &mut Conn) -> Result<Vec<String>> {
+    let keys = &shared.store.keys;
+    let held: Vec<String> =
+        conn.run(|c| redis::cmd("SMEMBERS").arg(keys.held(&shared.node)).query(c))?;
+    if held.is_empty() {
+        return Ok(Vec::new());
+    }
+    let states: Vec<(Option<String>, Option<String>, Option<String>)> = conn.run(|c| {
+        let mut pipe = redis::pipe();
+        for id in &held {
+            pipe.cmd("HMGET")
+                .arg(keys.task(id))
+                .arg("status")
+                .arg("attempt")
+                .arg("worker");
+        }
+        pipe.query(c)
+    })?;
+    let active = shared.active();
+    Ok(held
+        .into_iter()
+        .zip(states)
+        .filter_map(|(id, (status, attempt, worker))| {
+            let ours = status.as_deref() == Some("running")
+                && worker.as_deref() == Some(shared.node.as_str());
+            (ours && !active.contains_key(&id))
+                .then(|| format!("{id}|{}", attempt.unwrap_or_default()))
+        })
+        .collect())
+}
+
+fn fetch_loop(
+    shared: &Shared,
+    ctl: &str,
+    slots: Receiver<()>,
+    jobs: Sender<Claimed>,
+    stop: StopSignal,
+) {
+    let mut conn = shared.store.conn("fetcher");
+    let queue = shared.store.keys.queue(&shared.node);
+    let mut tokens = 0usize;
+    // Items this thread popped but could not claim, and whether a failed
+    // claim may have started tasks whose reply was lost.
+    let mut unclaimed: Vec<String> = Vec::new();
+    let mut suspect = false;
+    loop {
+        if tokens == 0 {
+            crossbeam_channel::select! {
+                recv(slots) -> _ => tokens += 1,
+                recv(stop.receiver()) -> _ => return,
+            }
+        }
+        tokens += slots.try_iter().count();
+        if stop.is_stopped() {
+            return;
+        }
+        let attempt = if suspect {
+            orphans(shared, &mut conn).and_then(|mut items| {
+                if !items.is_empty() {
+                    log::warn!(
+                        "fetcher: adopting {} tasks started by a claim whose reply was lost",
+                        items.len()
+                    );
+                }
+                items.append(&mut unclaimed.clone());
+                let pop = tokens.saturating_sub(items.len());
+                claim(shared, &mut conn, &items, pop, true)
+            })
+        } else {
+            claim(
+                shared,
+                &mut conn,
+                &unclaimed,
+                tokens.saturating_sub(unclaimed.len()),
+                false,
+            )
+        };
+        let mut claimed = match attempt {
+            Ok(c) => {
+                unclaimed.clear();
+                suspect = false;
+                c
+            }
+            Err(_) => {
+                suspect = true;
+                if stop.wait(conn.backoff()) {
+                    return;
+                }
+                continue;
+            }
+        };
+        if claimed.is_empty() {
+            let popped = conn.run_blocking(IDLE_BLOCK, |c| {
+                redis::cmd("BLMPOP")
+                    .arg(IDLE_BLOCK.as_secs_f64())
+                    .arg(2)
+                    .arg(&queue)
+                    .arg(ctl)
+                    .arg("RIGHT")
+                    .arg("COUNT")
+                    .arg(tokens)
+                    .query::<Option<(String, Vec<String>)>>(c)
+            });
+            match popped {
+                Ok(Some((key, _))) if key == ctl => return,
+                Ok(Some((_, items))) => match claim(shared, &mut conn, &items, 0, false) {
+                    Ok(c) => claimed = c,
+                    Err(_) => {
+                        // Keep the items; claim them (or adopt what the
+                        // failed call started) once Redis answers again.
+                        unclaimed = items;
+                        suspect = true;
+                        continue;
+                    }
+                },
+                Ok(None) => {}
+                Err(_) => {
+                    if stop.wait(conn.backoff()) {
+                        return;
+                    }
+                }
+            }
+        }
+        for c in claimed {
+            tokens = tokens.saturating_sub(1);
+            if jobs.send(c).is_err() {
+                return;
+            }
+        }
+    }
+}
+
+fn report_loop(shared: &Shared, reports: Receiver<Report>) {
+    let mut conn = shared.store.conn("reporter");
+    let mut batch: Vec<Report> = Vec::new();
+    let mut give_up_at: Option<Instant> = None;
+    loop {
+        if batch.is_empty() {
+            match reports.recv() {
+                Ok(r) => batch.push(r),
+                Err(_) => return, // every pool thread is gone and all is flushed
+            }
+        }
+        batch.extend(
+            reports
+                .try_iter()
+                .take(REPORT_BATCH.saturating_sub(batch.len())),
+        );
+        match finish(shared, &mut conn, &batch) {
+            Ok((_, rejected)) => {
+                if rejected > 0 {
+                    log::warn!(
+                        "reporter: {rejected} stale results rejected (tasks were reassigned)"
+                    );
+                }
+                batch.clear();
+            }
+            Err(e) => {
+                // Keep the batch and retry: results survive a Redis outage.
+                // Once the pool is gone (shutdown), retry for a bounded time.
+                if !e.is_unavailable() {
+                    log::error!("reporter: cannot record {} results: {e}", batch.len());
+                }
+                match reports.try_recv() {
+                    Ok(r) => batch.push(r),
+                    Err(crossbeam_channel::TryRecvError::Disconnected) => {
+                        let at = *give_up_at.get_or_insert_with(|| Instant::now() + FLUSH_LIMIT);
+                        if Instant::now() >= at {
+                            log::error!(
+                                "reporter: giving up on {} results after {FLUSH_LIMIT:?}; the recoverer will retry those tasks",
+                                batch.len()
+                            );
+                            return;
+                        }
+                    }
+                    Err(crossbeam_channel::TryRecvError::Empty) => {}
+                }
+                std::thread::sleep(conn.backoff());
+            }
+        }
+    }
+}
+
+fn finish(shared: &Shared, conn: &mut Conn, batch: &[Report]) -> Result<(u64, u64)> {
+    let keys = &shared.store.keys;
+    conn.run(|c| {
+        let mut inv = scripts::FINISH.prepare_invoke();
+        inv.key(keys.running())
+            .key(keys.held(&shared.node))
+            .key(keys.delayed())
+            .key(keys.pending())
+            .key(keys.wake())
+            .arg(&shared.node)
+            .arg(keys.task_prefix())
+            .arg(keys.log_prefix())
+            .arg(shared.retention_ms)
+            .arg(LOG_CAP)
+            .arg(keys.done_prefix());
+        for r in batch {
+            let result = r
+                .outcome
+                .result()
+                .map(|res| serde_json::to_string(res).unwrap_or_default());
+            let error = match &r.outcome {
+                Outcome::Success(_) => String::new(),
+                Outcome::Cancelled => "cancelled".into(),
+                Outcome::Failed(res) | Outcome::TimedOut(res) => res.message.clone(),
+            };
+            inv.arg(&r.id)
+                .arg(r.attempt)
+                .arg(r.outcome.kind())
+                .arg(result.unwrap_or_default())
+                .arg(error)
+                .arg(crate::random_unit())
+                .arg(r.log.len())
+                .arg(&r.log);
+        }
+        inv.invoke(c)
+    })
+}
+
+fn cancel_loop(shared: &Shared, ctl: &str, stop: StopSignal) {
+    let mut conn = shared.store.conn("canceller");
+    let list = shared.store.keys.control(&shared.node, "cancel");
+    while !stop.is_stopped() {
+        let popped = conn.run_blocking(IDLE_BLOCK, |c| {
+            redis::cmd("BLPOP")
+                .arg(&list)
+                .arg(ctl)
+                .arg(IDLE_BLOCK.as_secs_f64())
+                .query::<Option<(String, String)>>(c)
+        });
+        match popped {
+            Ok(Some((key, _))) if key == ctl => return,
+            Ok(Some((_, item))) => {
+                let Some((id, attempt)) = item.rsplit_once('|') else {
+                    continue;
+                };
+                let mut active = shared.active();
+                if let Some((a, flag, by_user)) = active.get_mut(id)
+                    && attempt.parse() == Ok(*a)
+                {
+                    *by_user = true;
+                    flag.cancel();
+                    log::info!("canceller: task {id} attempt {attempt} cancelled");
+                }
+            }
+            Ok(None) => {}
+            Err(_) => {
+                if stop.wait(conn.backoff()) {
+                    return;
+                }
+            }
+        }
+    }
+}

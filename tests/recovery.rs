@@ -1,0 +1,188 @@
+//! Leader-side recovery with real processes: a worker killed with `kill -9`
+//! loses none of its tasks, and a worker frozen past its heartbeat timeout
+//! cannot overwrite the retry when it wakes up (attempt fencing).
+
+mod support;
+
+use std::time::Duration;
+
+use distsched::{Client, Status, TaskSpec};
+use support::{
+    HEARTBEAT_TIMEOUT, NodeProc, RECOVER_INTERVAL, RedisServer, unique_ns, wait_for, wait_until,
+};
+
+fn client(url: &str, ns: &str) -> Client {
+    Client::open(url, ns).expect("client")
+}
+
+fn spec(executor: &str, retries: u32) -> TaskSpec {
+    let mut s = TaskSpec::new(executor).with_retries(retries);
+    s.retry_delay = Duration::from_millis(50);
+    s
+}
+
+/// Bound for "recovered": heartbeat timeout + one recovery tick, plus room
+/// for the heartbeat interval the dead node's last beat may have been into
+/// it and for scheduling on a loaded 2-core machine.
+fn recovery_bound() -> Duration {
+    HEARTBEAT_TIMEOUT + RECOVER_INTERVAL + Duration::from_secs(2)
+}
+
+#[test]
+fn a_killed_worker_loses_no_task() {
+    let redis = RedisServer::start();
+    let url = redis.url();
+    let ns = unique_ns("kill-worker");
+    let _leader = NodeProc::start(&url, &ns, "leader", &["--role", "scheduler"]);
+    let doomed = NodeProc::start(
+        &url,
+        &ns,
+        "doomed",
+        &["--capacity", "4", "--exec", "job=sleep 300"],
+    );
+    let mut c = client(&url, &ns);
+    let running: Vec<String> = (0..2)
+        .map(|_| c.submit(&spec("job", 3)).expect("submit").id)
+        .collect();
+    wait_until(
+        Duration::from_secs(10),
+        "two tasks running on the doomed worker",
+        || {
+            running
+                .iter()
+                .all(|id| c.task(id).expect("task").status == Status::Running)
+        },
+    );
+    // Frozen, the worker still has free slots in the registry, so two more
+    // tasks are dispatched onto its queue but never claimed.
+    doomed.sigstop();
+    let queued: Vec<String> = (0..2)
+        .map(|_| c.submit(&spec("job", 3)).expect("submit").id)
+        .collect();
+    wait_until(
+        Duration::from_secs(10),
+        "two tasks queued on the frozen worker",
+        || {
+            queued.iter().all(|id| {
+                let t = c.task(id).expect("task");
+                t.status == Status::Pending && t.worker.as_deref() == Some("doomed")
+            })
+        },
+    );
+
+    doomed.kill9();
+    let killed_at = std::time::Instant::now();
+    let _healthy = NodeProc::start(
+        &url,
+        &ns,
+        "healthy",
+        &["--capacity", "4", "--exec", "job=true"],
+    );
+    let all: Vec<String> = running.iter().chain(&queued).cloned().collect();
+    wait_until(
+        recovery_bound() + Duration::from_secs(5),
+        "every task succeeded on the healthy worker",
+        || {
+            all.iter()
+                .all(|id| c.task(id).expect("task").status == Status::Success)
+        },
+    );
+    let elapsed = killed_at.elapsed();
+    for id in &all {
+        let t = c.task(id).expect("task");
+        assert_eq!(
+            (t.worker.as_deref(), t.attempt),
+            (Some("healthy"), 2),
+            "dispatched twice: {t:?}"
+        );
+    }
+    for id in &running {
+        let t = c.task(id).expect("task");
+        assert_eq!(
+            t.failures, 1,
+            "a running task counts a failed attempt: {t:?}"
+        );
+        let logs = c.logs(id).expect("logs");
+        assert!(
+            logs.iter().any(|l| l.contains("worker doomed died")),
+            "{logs:?}"
+        );
+    }
+    for id in &queued {
+        let t = c.task(id).expect("task");
+        assert_eq!(
+            t.failures, 0,
+            "a queued task never ran, so no failure: {t:?}"
+        );
+    }
+    eprintln!("recovered 4 tasks {elapsed:?} after kill -9");
+}
+
+#[test]
+fn a_frozen_worker_cannot_overwrite_the_retry() {
+    let redis = RedisServer::start();
+    let url = redis.url();
+    let ns = unique_ns("zombie");
+    let _leader = NodeProc::start(&url, &ns, "leader", &["--role", "scheduler"]);
+    let mut zombie = NodeProc::start(
+        &url,
+        &ns,
+        "zombie",
+        &["--capacity", "1", "--exec", "job=sleep 1"],
+    );
+    let mut c = client(&url, &ns);
+    let id = c.submit(&spec("job", 3)).expect("submit").id;
+    wait_until(
+        Duration::from_secs(10),
+        "the task runs on the zombie",
+        || c.task(&id).expect("task").status == Status::Running,
+    );
+
+    // Freeze the node process (its `sleep 1` child, in its own process
+    // group, keeps running and exits while the node is frozen).
+    zombie.sigstop();
+    wait_until(recovery_bound(), "the task is failed over", || {
+        c.task(&id).expect("task").failures == 1
+    });
+    let _rescuer = NodeProc::start(
+        &url,
+        &ns,
+        "rescuer",
+        &["--capacity", "1", "--exec", "job=true"],
+    );
+    let done = wait_for(
+        Duration::from_secs(10),
+        "the retry succeeds on the rescuer",
+        || {
+            let t = c.task(&id).expect("task");
+            (t.status == Status::Success).then_some(t)
+        },
+    );
+    assert_eq!(
+        (done.worker.as_deref(), done.attempt),
+        (Some("rescuer"), 2),
+        "{done:?}"
+    );
+
+    // Wake the zombie: it reports success for attempt 1, which is stale.
+    zombie.sigcont();
+    wait_until(
+        Duration::from_secs(10),
+        "the stale result is rejected and logged",
+        || {
+            c.logs(&id)
+                .expect("logs")
+                .iter()
+                .any(|l| l.contains("stale success from zombie rejected"))
+        },
+    );
+    let after = c.task(&id).expect("task");
+    assert_eq!(
+        after, done,
+        "the final record is the retry's, untouched by the zombie"
+    );
+    assert!(
+        zombie.is_running(),
+        "the zombie keeps running and re-registers"
+    );
+}

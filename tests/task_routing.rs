@@ -1,0 +1,358 @@
+//! The five balancers end to end (DESIGN §5 "Dispatch"), with real node
+//! processes and a private `redis-server` per test. The planner's unit
+//! tests live in `src/balancer.rs`; these check what a cluster does.
+
+mod support;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use distsched::balancer::rendezvous;
+use distsched::{Balancer, Status, Task, TaskSpec};
+use serde_json::json;
+
+use support::*;
+
+const WAIT: Duration = Duration::from_secs(20);
+
+fn noop(i: usize) -> TaskSpec {
+    TaskSpec::new("noop")
+        .with_payload(&json!(i))
+        .with_retries(0)
+}
+
+fn submit_all(client: &mut distsched::Client, specs: &[TaskSpec]) -> Vec<String> {
+    let submitted = client.submit_many(specs).expect("submit_many");
+    assert!(submitted.iter().all(|s| s.created), "{submitted:?}");
+    submitted.into_iter().map(|s| s.id).collect()
+}
+
+fn worker(t: &Task) -> String {
+    t.worker
+        .clone()
+        .unwrap_or_else(|| panic!("task {} has no worker: {t:?}", t.id))
+}
+
+fn count_by_worker<'a>(tasks: impl IntoIterator<Item = &'a Task>) -> BTreeMap<String, usize> {
+    let mut counts = BTreeMap::new();
+    for t in tasks {
+        *counts.entry(worker(t)).or_insert(0) += 1;
+    }
+    counts
+}
+
+/// Waits until every task in `ids` is running (started); returns them.
+fn wait_running(client: &mut distsched::Client, probe: &mut Probe, ids: &[String]) -> Vec<Task> {
+    wait_until(WAIT, &format!("{} tasks are running", ids.len()), || {
+        probe
+            .statuses(ids)
+            .iter()
+            .all(|s| s.as_deref() == Some("running"))
+    });
+    ids.iter()
+        .map(|id| client.task(id).expect("task"))
+        .collect()
+}
+
+/// least-tasks: two workers get 6 long tasks, 3 each; a third worker joins
+/// and 6 more long tasks go mostly to it, so that all three end up holding
+/// exactly 4 (greedy fewest-held-first always reaches the even split,
+/// however the tasks are batched into dispatch ticks).
+#[test]
+fn least_tasks_evens_out_what_workers_hold() {
+    let redis = RedisServer::start();
+    let url = redis.url();
+    let ns = unique_ns("least");
+    let dir = TempDir::new("least");
+    let gate = dir.join("open");
+    let script = dir.join("block.sh");
+    std::fs::write(
+        &script,
+        format!("while [ ! -e {} ]; do sleep 0.05; done\n", gate.display()),
+    )
+    .expect("write script");
+    let exec = format!("block=sh {}", script.display());
+    let flags = ["--capacity", "10", "--exec", &exec];
+    let mut nodes = vec![
+        NodeProc::start(&url, &ns, "n1", &flags),
+        NodeProc::start(&url, &ns, "n2", &flags),
+    ];
+    wait_for_cluster(&url, &ns, &["n1", "n2"], WAIT);
+    let mut client = client(&url, &ns);
+    let mut probe = Probe::new(&url, &ns);
+    let block = || TaskSpec::new("block").with_retries(0);
+
+    let mut ids = submit_all(&mut client, &vec![block(); 6]);
+    let counts = count_by_worker(&wait_running(&mut client, &mut probe, &ids));
+    assert_eq!(
+        counts,
+        BTreeMap::from([("n1".into(), 3), ("n2".into(), 3)]),
+        "6 tasks on 2 idle workers"
+    );
+
+    nodes.push(NodeProc::start(&url, &ns, "n3", &flags));
+    wait_for_cluster(&url, &ns, &["n1", "n2", "n3"], WAIT);
+    ids.extend(submit_all(&mut client, &vec![block(); 6]));
+    let counts = count_by_worker(&wait_running(&mut client, &mut probe, &ids));
+    let held: BTreeMap<&str, u64> = ["n1", "n2", "n3"]
+        .into_iter()
+        .map(|n| (n, probe.held(n)))
+        .collect();
+    eprintln!("least-tasks: running per worker {counts:?}, held {held:?}");
+    assert_eq!(
+        counts,
+        BTreeMap::from([("n1".into(), 4), ("n2".into(), 4), ("n3".into(), 4)]),
+        "6 more tasks after n3 joined"
+    );
+    assert_eq!(held, BTreeMap::from([("n1", 4), ("n2", 4), ("n3", 4)]));
+
+    std::fs::write(&gate, "").expect("open the gate");
+    for t in wait_ended(&mut client, &mut probe, &ids, WAIT) {
+        assert_eq!(t.status, Status::Success, "{t:?}");
+    }
+}
+
+/// The id after `w` in `ids` (sorted), wrapping around.
+fn successor<'a>(ids: &'a [&str], w: &str) -> &'a str {
+    let i = ids.iter().position(|x| *x == w).expect("known worker");
+    ids[(i + 1) % ids.len()]
+}
+
+/// Asserts that `seq` visits the workers in turn: every `ids.len()`
+/// consecutive dispatches reach every worker once, and (as the balancer
+/// documents) in id order.
+fn assert_cycles(what: &str, ids: &[&str], seq: &[String]) {
+    let n = ids.len();
+    let repeats: Vec<usize> = (n..=seq.len())
+        .filter(|&end| seq[end - n..end].iter().collect::<BTreeSet<_>>().len() < n)
+        .map(|end| end - n)
+        .collect();
+    assert!(
+        repeats.is_empty(),
+        "{what}: round-robin gave a worker a second task before the others had one, \
+         in the windows of {n} starting at {repeats:?} (of {}): {seq:?}",
+        seq.len()
+    );
+    let out_of_order: Vec<usize> = (1..seq.len())
+        .filter(|&i| seq[i] != successor(ids, &seq[i - 1]))
+        .collect();
+    assert!(
+        out_of_order.is_empty(),
+        "{what}: round-robin does not follow id order {ids:?} at positions \
+         {out_of_order:?} (of {}): {seq:?}",
+        seq.len()
+    );
+}
+
+/// round-robin (the leader's configured balancer): tasks go to the workers
+/// in turn, in id order, n1 → n2 → n3 → n1 …, both when each task is
+/// dispatched in a tick of its own (submitted one at a time for 2 s, so
+/// every node heartbeats several times in between) and when 60 are
+/// submitted at once.
+#[test]
+fn round_robin_cycles_through_the_workers() {
+    let redis = RedisServer::start();
+    let url = redis.url();
+    let ns = unique_ns("round-robin");
+    let names = ["n1", "n2", "n3"];
+    let flags = ["--capacity", "50", "--balancer", "round-robin"];
+    // Started one after the other, as nodes usually are: their heartbeats
+    // are not in phase.
+    let mut nodes = Vec::new();
+    for (i, id) in names.iter().enumerate() {
+        nodes.push(NodeProc::start(&url, &ns, id, &flags));
+        wait_for_cluster(&url, &ns, &names[..=i], WAIT);
+    }
+    let mut client = client(&url, &ns);
+    let mut probe = Probe::new(&url, &ns);
+
+    // One at a time: each is dispatched before the next is submitted.
+    let started = Instant::now();
+    let mut one_by_one = Vec::new();
+    let mut i = 0;
+    while i < 30 || started.elapsed() < Duration::from_secs(2) {
+        let id = submit_all(&mut client, &[noop(i)]).remove(0);
+        let t = wait_task(&mut client, &id, WAIT, "is dispatched", |t| {
+            t.worker.is_some()
+        });
+        one_by_one.push(worker(&t));
+        i += 1;
+    }
+    eprintln!(
+        "round-robin, one at a time over {:?}: {one_by_one:?}",
+        started.elapsed()
+    );
+
+    // All at once.
+    let specs: Vec<TaskSpec> = (0..60).map(noop).collect();
+    let ids = submit_all(&mut client, &specs);
+    let batch: Vec<String> = wait_ended(&mut client, &mut probe, &ids, WAIT)
+        .iter()
+        .map(worker)
+        .collect();
+    eprintln!("round-robin, 60 at once: {batch:?}");
+
+    assert_cycles("one at a time", &names, &one_by_one);
+    assert_cycles("60 at once", &names, &batch);
+}
+
+/// weighted (named by the tasks themselves; the nodes' default is
+/// least-tasks): with weights 1 and 3, 400 tasks split about 25/75
+/// (±10 points).
+#[test]
+fn weighted_follows_the_node_weights() {
+    let redis = RedisServer::start();
+    let url = redis.url();
+    let ns = unique_ns("weighted");
+    let _light = NodeProc::start(&url, &ns, "light", &["--capacity", "50", "--weight", "1"]);
+    let _heavy = NodeProc::start(&url, &ns, "heavy", &["--capacity", "50", "--weight", "3"]);
+    wait_for_cluster(&url, &ns, &["light", "heavy"], WAIT);
+    let mut client = client(&url, &ns);
+    let mut probe = Probe::new(&url, &ns);
+
+    // In chunks of 40, so neither worker ever runs out of free slots (a
+    // full worker is skipped, which would skew the split).
+    let mut counts = BTreeMap::new();
+    for chunk in 0..10 {
+        let specs: Vec<TaskSpec> = (0..40)
+            .map(|i| {
+                let mut s = noop(chunk * 40 + i);
+                s.balancer = Some(Balancer::Weighted);
+                s
+            })
+            .collect();
+        let ids = submit_all(&mut client, &specs);
+        for t in wait_ended(&mut client, &mut probe, &ids, WAIT) {
+            assert_eq!(t.status, Status::Success, "{t:?}");
+            *counts.entry(worker(&t)).or_insert(0usize) += 1;
+        }
+    }
+    let heavy = counts.get("heavy").copied().unwrap_or(0) as f64 / 400.0;
+    eprintln!(
+        "weighted 1:3 over 400 tasks: {counts:?} (heavy {:.1} %)",
+        heavy * 100.0
+    );
+    assert!(
+        (0.65..=0.85).contains(&heavy),
+        "heavy (weight 3) got {:.1} % of the tasks, expected 75 ± 10: {counts:?}",
+        heavy * 100.0
+    );
+}
+
+/// Which worker each routing key went to; panics if a key went to two.
+fn placement(tasks: &[Task]) -> BTreeMap<String, String> {
+    let mut seen: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for t in tasks {
+        assert_eq!(t.status, Status::Success, "{t:?}");
+        let key = t.payload["key"].as_str().expect("key").to_string();
+        seen.entry(key).or_default().insert(worker(t));
+    }
+    seen.into_iter()
+        .map(|(key, workers)| {
+            assert_eq!(workers.len(), 1, "key {key} ran on {workers:?}");
+            (key, workers.into_iter().next().unwrap())
+        })
+        .collect()
+}
+
+/// The rendezvous winner for `key` among `nodes`.
+fn predicted(key: &str, nodes: &[&str]) -> String {
+    nodes
+        .iter()
+        .max_by_key(|n| rendezvous(key, n))
+        .expect("nodes")
+        .to_string()
+}
+
+/// consistent-hash (named per task, routing key per task): every task of a
+/// key runs on one node, the one rendezvous hashing picks; when a fourth
+/// node joins, only the keys it now wins move (about a quarter), all of
+/// them to it. The CLI's `--balancer consistent-hash --route-key` agrees.
+#[test]
+fn consistent_hash_keeps_keys_and_moves_about_one_in_n() {
+    let redis = RedisServer::start();
+    let url = redis.url();
+    let ns = unique_ns("hash");
+    let flags = ["--capacity", "50"];
+    let mut nodes: Vec<NodeProc> = ["n1", "n2", "n3"]
+        .iter()
+        .map(|id| NodeProc::start(&url, &ns, id, &flags))
+        .collect();
+    wait_for_cluster(&url, &ns, &["n1", "n2", "n3"], WAIT);
+    let mut client = client(&url, &ns);
+    let mut probe = Probe::new(&url, &ns);
+
+    const KEYS: usize = 120;
+    let specs: Vec<TaskSpec> = (0..KEYS * 2)
+        .map(|i| {
+            let key = format!("key-{}", i % KEYS);
+            let mut s = TaskSpec::new("noop")
+                .with_payload(&json!({ "key": key }))
+                .with_retries(0);
+            s.balancer = Some(Balancer::ConsistentHash);
+            s.route_key = Some(key);
+            s
+        })
+        .collect();
+    let ids = submit_all(&mut client, &specs);
+    let before = placement(&wait_ended(&mut client, &mut probe, &ids, WAIT));
+    let three = ["n1", "n2", "n3"];
+    let mut per_node: BTreeMap<&str, usize> = BTreeMap::new();
+    for (key, node) in &before {
+        assert_eq!(node, &predicted(key, &three), "key {key}");
+        *per_node.entry(node.as_str()).or_default() += 1;
+    }
+    for n in three {
+        assert!(
+            per_node.get(n).copied().unwrap_or(0) >= 15,
+            "{n} got too few of {KEYS} keys: {per_node:?}"
+        );
+    }
+
+    nodes.push(NodeProc::start(&url, &ns, "n4", &flags));
+    wait_for_cluster(&url, &ns, &["n1", "n2", "n3", "n4"], WAIT);
+    let ids = submit_all(&mut client, &specs);
+    let after = placement(&wait_ended(&mut client, &mut probe, &ids, WAIT));
+    let four = ["n1", "n2", "n3", "n4"];
+    let mut moved = Vec::new();
+    for (key, node) in &after {
+        assert_eq!(node, &predicted(key, &four), "key {key}");
+        if before[key] != *node {
+            assert_eq!(node, "n4", "key {key} moved between old nodes");
+            moved.push(key.clone());
+        }
+    }
+    let share = moved.len() as f64 / KEYS as f64;
+    eprintln!(
+        "consistent-hash: keys per node before {per_node:?}; {} of {KEYS} keys ({:.0} %) moved to n4",
+        moved.len(),
+        share * 100.0
+    );
+    assert!(
+        (0.12..=0.40).contains(&share),
+        "{} of {KEYS} keys moved when a 4th node joined (expected about 1/4)",
+        moved.len()
+    );
+
+    let out = cli(
+        &url,
+        &ns,
+        &[
+            "task",
+            "submit",
+            "--exec",
+            "noop",
+            "--balancer",
+            "consistent-hash",
+            "--route-key",
+            "key-7",
+            "--wait",
+            "--wait-timeout",
+            "10s",
+            "--json",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let shown = json_of(&out);
+    assert_eq!(shown["worker"], after["key-7"].as_str(), "{shown}");
+}

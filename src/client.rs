@@ -148,6 +148,7 @@ impl Client {
             if idem.is_some() { "1" } else { "" }.to_string(),
             self.retention.as_millis().to_string(),
             if spec.track_active { "1" } else { "" }.to_string(),
+            spec.delay.map_or(0, |d| d.as_millis()).to_string(),
         ];
         for (name, value) in spec.fields(&id) {
             args.push(name.to_string());

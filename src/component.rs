@@ -5,6 +5,16 @@
 //! channel) instead of sleeping, so stopping it is prompt. A loop that blocks
 //! inside Redis (BLPOP) cannot see the channel; its component is given a
 //! waker that pushes to the loop's control list so the BLPOP returns at once.
+//!
+//! Every thread the crate starts goes through [`spawn_thread`], which blocks
+//! process-directed signals (SIGCHLD, SIGTERM, SIGINT, …) in that thread.
+//! Linux never restarts `recv` on a socket with a read timeout
+//! (`SO_RCVTIMEO`): a signal that wakes the thread fails the call with
+//! EINTR, which loses a Redis reply (for BLMPOP: a popped task). Shell tasks
+//! make SIGCHLD frequent, and the kernel may pick any thread that does not
+//! block it, so only threads that never talk to Redis (the program's main
+//! thread, signal-hook's) may receive them. Children start with an empty
+//! mask (std resets it), so commands are unaffected.
 
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -61,9 +71,7 @@ impl Component {
         body: impl FnOnce(StopSignal) + Send + 'static,
     ) -> std::io::Result<Component> {
         let (stop, rx) = crossbeam_channel::bounded(0);
-        let join = std::thread::Builder::new()
-            .name(name.into())
-            .spawn(move || body(StopSignal(rx)))?;
+        let join = spawn_thread(name.into(), move || body(StopSignal(rx)))?;
         Ok(Component {
             name,
             stop,
@@ -98,5 +106,42 @@ impl Component {
     pub fn stop(mut self) {
         self.request_stop();
         self.join();
+    }
+}
+
+/// Spawns thread `name` running `body` with process-directed signals blocked
+/// (see the module docs for why). Every thread of the crate starts here.
+pub fn spawn_thread<T: Send + 'static>(
+    name: String,
+    body: impl FnOnce() -> T + Send + 'static,
+) -> std::io::Result<JoinHandle<T>> {
+    std::thread::Builder::new().name(name).spawn(move || {
+        block_async_signals();
+        body()
+    })
+}
+
+/// Blocks, in the calling thread, the signals that are sent to the process
+/// rather than raised by the thread itself.
+fn block_async_signals() {
+    use nix::sys::signal::{SigSet, SigmaskHow, Signal, pthread_sigmask};
+    let mut set = SigSet::empty();
+    for signal in [
+        Signal::SIGCHLD,
+        Signal::SIGTERM,
+        Signal::SIGINT,
+        Signal::SIGHUP,
+        Signal::SIGQUIT,
+        Signal::SIGUSR1,
+        Signal::SIGUSR2,
+        Signal::SIGWINCH,
+        Signal::SIGPIPE,
+        Signal::SIGALRM,
+    ] {
+        set.add(signal);
+    }
+    // Cannot fail with a valid `how`; a failure would only leave the default.
+    if let Err(e) = pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&set), None) {
+        log::warn!("cannot block signals in this thread: {e}");
     }
 }

@@ -124,18 +124,17 @@ pub fn start(
             slots_tx.clone(),
             done_tx.clone(),
         );
-        pool.push(
-            std::thread::Builder::new()
-                .name(format!("pool-{n}"))
-                .spawn(move || {
-                    for claimed in jobs.iter() {
-                        let report = run_one(&shared, claimed);
-                        let _ = reports.send(report);
-                        let _ = slots.send(());
-                    }
-                    let _ = done.send(());
-                })?,
-        );
+        pool.push(crate::component::spawn_thread(
+            format!("pool-{n}"),
+            move || {
+                for claimed in jobs.iter() {
+                    let report = run_one(&shared, claimed);
+                    let _ = reports.send(report);
+                    let _ = slots.send(());
+                }
+                let _ = done.send(());
+            },
+        )?);
     }
     drop((reports_tx, done_tx));
 

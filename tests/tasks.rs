@@ -867,7 +867,7 @@ fn shell_output_is_capped_in_the_task_log() {
     .collect();
     let dropped_notes: Vec<&String> = lines
         .iter()
-        .filter(|l| l.contains("more log lines dropped"))
+        .filter(|l| l.contains("log lines dropped"))
         .collect();
     assert!(
         missing.is_empty(),

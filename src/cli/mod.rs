@@ -228,10 +228,29 @@ impl Common {
 }
 
 /// The value of a flag as UTF-8 text, with the flag named on error.
+///
+/// A separate value that looks like a long flag (`--exec --wait`) is refused:
+/// it is almost always a forgotten value, and taking it would, say, submit a
+/// task for an executor named `--wait`. Such a value can still be given
+/// attached: `--flag=--value`.
 fn value(parser: &mut Parser, flag: &str) -> CliResult<String> {
-    let raw: OsString = parser
-        .value()
-        .map_err(|_| Failure::usage(format!("{flag} needs a value")))?;
+    let raw: OsString = match parser.optional_value() {
+        Some(attached) => attached,
+        None => {
+            let raw = parser
+                .value()
+                .map_err(|_| Failure::usage(format!("{flag} needs a value")))?;
+            if let Some(text) = raw.to_str()
+                && text.len() > 2
+                && text.starts_with("--")
+            {
+                return Err(Failure::usage(format!(
+                    "{flag} needs a value, got the option `{text}` (write {flag}={text} if that is the value)"
+                )));
+            }
+            raw
+        }
+    };
     raw.into_string()
         .map_err(|_| Failure::usage(format!("{flag}: value is not valid UTF-8")))
 }

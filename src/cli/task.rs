@@ -123,7 +123,7 @@ fn submit(parser: &mut Parser) -> CliResult {
     }
     match (duration_flag(&args, "delay")?, args.get("at")) {
         (Some(_), Some(_)) => return Err(Failure::usage("give --delay or --at, not both")),
-        (Some(d), None) => spec.not_before_ms = Some(now_ms() + d.as_millis() as u64),
+        (Some(d), None) => spec.delay = Some(d),
         (None, Some(at)) => spec.not_before_ms = Some(parse_time(at)?),
         (None, None) => {}
     }

@@ -14,7 +14,6 @@
 //! Plain `http://` only: the crate is built without ureq's TLS features.
 
 use std::io::Read;
-use std::thread;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -284,7 +283,7 @@ pub(crate) fn run_abandonable<T: Send + 'static>(
 ) -> Waited<T> {
     // Capacity 1, so the helper never blocks on sending after we have left.
     let (tx, rx) = crossbeam_channel::bounded(1);
-    let spawned = thread::Builder::new().name(name.into()).spawn(move || {
+    let spawned = crate::component::spawn_thread(name.into(), move || {
         let _ = tx.send(call());
     });
     if let Err(e) = spawned {

@@ -20,8 +20,12 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-/// Most log lines one attempt keeps; later lines are dropped with a note.
-pub const MAX_LOG_LINES: usize = 200;
+/// Most log lines one attempt keeps: the first [`LOG_HEAD_LINES`] and the
+/// latest rest, with a note of how many were dropped in between. Room for
+/// both shell output tails (2 × 100 lines) and the executor's own lines.
+pub const MAX_LOG_LINES: usize = 256;
+/// Lines at the start of an attempt's log that are always kept (what ran).
+pub const LOG_HEAD_LINES: usize = 32;
 /// Longest log line kept, in bytes; longer lines are cut.
 pub const MAX_LOG_LINE: usize = 2048;
 
@@ -125,6 +129,8 @@ pub struct TaskContext {
     pub deadline: Instant,
     cancel: CancelFlag,
     log: Vec<String>,
+    /// Once `log` is full: the latest lines, oldest first.
+    tail: std::collections::VecDeque<String>,
     dropped: usize,
 }
 
@@ -147,6 +153,7 @@ impl TaskContext {
             deadline: Instant::now() + timeout,
             cancel,
             log: Vec::new(),
+            tail: std::collections::VecDeque::new(),
             dropped: 0,
         }
     }
@@ -168,12 +175,10 @@ impl TaskContext {
     }
 
     /// Appends a line to the task's log (capped: [`MAX_LOG_LINES`] lines of
-    /// at most [`MAX_LOG_LINE`] bytes per attempt).
+    /// at most [`MAX_LOG_LINE`] bytes per attempt; past the cap the middle
+    /// is dropped, so the start and the latest lines, where errors are,
+    /// stay).
     pub fn log(&mut self, line: impl Into<String>) {
-        if self.log.len() >= MAX_LOG_LINES {
-            self.dropped += 1;
-            return;
-        }
         let mut line = line.into();
         if line.len() > MAX_LOG_LINE {
             let mut cut = MAX_LOG_LINE;
@@ -183,16 +188,26 @@ impl TaskContext {
             line.truncate(cut);
             line.push('…');
         }
-        self.log.push(line);
+        if self.log.len() < LOG_HEAD_LINES {
+            self.log.push(line);
+            return;
+        }
+        // One slot is kept for the note of dropped lines.
+        if self.tail.len() == MAX_LOG_LINES - LOG_HEAD_LINES - 1 {
+            self.tail.pop_front();
+            self.dropped += 1;
+        }
+        self.tail.push_back(line);
     }
 
     /// Takes the collected log lines (with a note of dropped ones).
     pub fn take_log(&mut self) -> Vec<String> {
         let mut lines = std::mem::take(&mut self.log);
         if self.dropped > 0 {
-            lines.push(format!("({} more log lines dropped)", self.dropped));
+            lines.push(format!("({} log lines dropped here)", self.dropped));
             self.dropped = 0;
         }
+        lines.extend(self.tail.drain(..));
         lines
     }
 }
@@ -261,5 +276,63 @@ impl Executors {
     /// Every name, sorted.
     pub fn names(&self) -> Vec<String> {
         self.map.keys().cloned().collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_long_log_keeps_its_start_and_its_latest_lines() {
+        let mut ctx = TaskContext::new(
+            "t",
+            "x",
+            "null",
+            Duration::from_secs(1),
+            CancelFlag::default(),
+        );
+        for i in 0..1000 {
+            ctx.log(format!("line {i}"));
+        }
+        let lines = ctx.take_log();
+        assert_eq!(lines.len(), MAX_LOG_LINES);
+        assert_eq!(lines[0], "line 0");
+        assert_eq!(
+            lines[LOG_HEAD_LINES - 1],
+            format!("line {}", LOG_HEAD_LINES - 1)
+        );
+        let kept_tail = MAX_LOG_LINES - LOG_HEAD_LINES - 1;
+        assert_eq!(
+            lines[LOG_HEAD_LINES],
+            format!(
+                "({} log lines dropped here)",
+                1000 - LOG_HEAD_LINES - kept_tail
+            )
+        );
+        assert_eq!(
+            lines[LOG_HEAD_LINES + 1],
+            format!("line {}", 1000 - kept_tail)
+        );
+        assert_eq!(lines.last().map(String::as_str), Some("line 999"));
+        assert!(ctx.take_log().is_empty(), "taken once");
+    }
+
+    #[test]
+    fn a_short_log_is_kept_whole() {
+        let mut ctx = TaskContext::new(
+            "t",
+            "x",
+            "null",
+            Duration::from_secs(1),
+            CancelFlag::default(),
+        );
+        // One slot is reserved for the note of dropped lines.
+        for i in 0..MAX_LOG_LINES - 1 {
+            ctx.log(format!("line {i}"));
+        }
+        let lines = ctx.take_log();
+        assert_eq!(lines.len(), MAX_LOG_LINES - 1);
+        assert!(lines.iter().all(|l| !l.contains("dropped")));
     }
 }

@@ -607,7 +607,7 @@ fn spawn_helper(
     work: impl FnOnce() + Send + 'static,
 ) -> io::Result<()> {
     let done = done.clone();
-    thread::Builder::new().name(name.into()).spawn(move || {
+    crate::component::spawn_thread(name.into(), move || {
         work();
         let _ = done.send(());
     })?;

@@ -97,6 +97,10 @@ pub struct TaskSpec {
     pub priority: i32,
     /// Earliest start, Unix ms. Default: now.
     pub not_before_ms: Option<u64>,
+    /// Earliest start, counted from when Redis creates the task (so the
+    /// submitter's clock and a slow connection do not shorten it). Later of
+    /// the two when both are set. Default none.
+    pub delay: Option<Duration>,
     /// Timeout of one attempt. Default 5 min.
     pub timeout: Duration,
     /// Retries after the first failed attempt. Default 3.
@@ -135,6 +139,7 @@ impl TaskSpec {
             payload: "null".into(),
             priority: 0,
             not_before_ms: None,
+            delay: None,
             timeout: Duration::from_secs(300),
             max_retries: 3,
             retry_delay: Duration::from_secs(10),
@@ -160,6 +165,12 @@ impl TaskSpec {
     /// Sets the priority.
     pub fn with_priority(mut self, priority: i32) -> TaskSpec {
         self.priority = priority;
+        self
+    }
+
+    /// Delays the first attempt by `delay` after creation.
+    pub fn with_delay(mut self, delay: Duration) -> TaskSpec {
+        self.delay = Some(delay);
         self
     }
 

@@ -4,8 +4,8 @@
 --   KEYS[8] the job's active set (unused when ARGV[6] is '')
 -- ARGV[1] id, ARGV[2] ready ms (0 = now), ARGV[3] priority, ARGV[4] '1' to
 --   honour the idempotency key, ARGV[5] its TTL ms, ARGV[6] '1' to track the
---   task in its job's active set (forbid/replace jobs), ARGV[7..] field/value
---   pairs
+--   task in its job's active set (forbid/replace jobs), ARGV[7] delay ms
+--   counted from now (Redis time; 0 = none), ARGV[8..] field/value pairs
 -- Returns {1, id} when created, {0, existing id} when the id or key exists.
 if ARGV[4] == '1' then
   local existing = redis.call('GET', KEYS[7])
@@ -16,10 +16,10 @@ if redis.call('EXISTS', KEYS[1]) == 1 then
 end
 local now = now_ms()
 local fields = {}
-for i = 7, #ARGV do fields[#fields + 1] = ARGV[i] end
+for i = 8, #ARGV do fields[#fields + 1] = ARGV[i] end
 redis.call('HSET', KEYS[1], unpack(fields))
 local ready = tonumber(ARGV[2])
-if ready < now then ready = now end
+if ready < now + tonumber(ARGV[7]) then ready = now + tonumber(ARGV[7]) end
 redis.call('HSET', KEYS[1], 'status', 'pending', 'attempt', 0, 'failures', 0,
   'created_ms', now, 'ready_ms', ready)
 if ready > now then

@@ -12,9 +12,11 @@
 //! (`SO_RCVTIMEO`): a signal that wakes the thread fails the call with
 //! EINTR, which loses a Redis reply (for BLMPOP: a popped task). Shell tasks
 //! make SIGCHLD frequent, and the kernel may pick any thread that does not
-//! block it, so only threads that never talk to Redis (the program's main
-//! thread, signal-hook's) may receive them. Children start with an empty
-//! mask (std resets it), so commands are unaffected.
+//! block it, so only threads that never talk to Redis may receive them:
+//! the program's main thread, signal-hook's, and the worker's pool threads.
+//! The pool threads are the exception to `spawn_thread` because a child
+//! process inherits the signal mask of the thread that spawned it (std does
+//! not reset it): shell commands must start with nothing blocked.
 
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -110,7 +112,8 @@ impl Component {
 }
 
 /// Spawns thread `name` running `body` with process-directed signals blocked
-/// (see the module docs for why). Every thread of the crate starts here.
+/// (see the module docs for why). Every thread of the crate but the pool
+/// threads starts here; never spawn a child process from one.
 pub fn spawn_thread<T: Send + 'static>(
     name: String,
     body: impl FnOnce() -> T + Send + 'static,

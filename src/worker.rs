@@ -124,17 +124,23 @@ pub fn start(
             slots_tx.clone(),
             done_tx.clone(),
         );
-        pool.push(crate::component::spawn_thread(
-            format!("pool-{n}"),
-            move || {
-                for claimed in jobs.iter() {
-                    let report = run_one(&shared, claimed);
-                    let _ = reports.send(report);
-                    let _ = slots.send(());
-                }
-                let _ = done.send(());
-            },
-        )?);
+        // Not `component::spawn_thread`: a pool thread spawns the shell
+        // commands, and a child inherits the signal mask of the thread that
+        // spawned it (std does not reset it), so a command started from a
+        // thread that blocks SIGTERM could not be stopped with it. Pool
+        // threads do no Redis I/O of their own, so they may take signals.
+        pool.push(
+            std::thread::Builder::new()
+                .name(format!("pool-{n}"))
+                .spawn(move || {
+                    for claimed in jobs.iter() {
+                        let report = run_one(&shared, claimed);
+                        let _ = reports.send(report);
+                        let _ = slots.send(());
+                    }
+                    let _ = done.send(());
+                })?,
+        );
     }
     drop((reports_tx, done_tx));
 

@@ -5,7 +5,7 @@
 
 mod support;
 
-use support::{RedisServer, TempDir, assert_one_line_error, cli, unique_ns};
+use support::{RedisServer, TempDir, assert_one_line_error, cli, report, unique_ns};
 
 #[test]
 fn bad_input_corpus() {
@@ -228,8 +228,8 @@ fn bad_input_corpus() {
     assert_eq!(ids, ["exists"]);
     let tasks = support::json_of(&cli(&url, &ns, &["task", "list", "--json"]));
     assert_eq!(tasks.as_array().map(Vec::len), Some(0), "{tasks}");
-    println!(
+    report(&format!(
         "chaos bad-input: {} invocations, each one line and a non-zero exit, none panicked",
         cases.len() + 3
-    );
+    ));
 }

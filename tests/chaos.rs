@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use distsched::client::ListFilter;
 use distsched::{Client, Status, TaskSpec};
-use support::{NodeProc, RedisServer, TempDir, unique_ns, wait_until};
+use support::{NodeProc, RedisServer, TempDir, report, unique_ns, wait_until};
 
 /// A tiny deterministic PRNG (no extra dependency), seeded from the clock.
 struct Lcg(u64);
@@ -148,12 +148,12 @@ fn workers_killed_under_load_lose_nothing() {
     let lost: Vec<&String> = ids.iter().filter(|id| !counts.contains_key(*id)).collect();
     let duplicates: usize = counts.values().map(|n| n - 1).sum();
     let st = statuses(&mut c, &ids);
-    println!(
+    report(&format!(
         "chaos workers-killed: {N} tasks, lost {}, duplicates {duplicates}, kills {kills}, success {}, wall {:.1}s",
         lost.len(),
         st.get(&Status::Success).copied().unwrap_or(0),
         wall.as_secs_f64()
-    );
+    ));
     assert!(
         lost.is_empty(),
         "{} tasks never ran, e.g. {:?}",
@@ -224,10 +224,10 @@ fn redis_restart_with_aof_loses_no_task() {
     let counts = recorded(&out);
     let lost = ids.iter().filter(|id| !counts.contains_key(*id)).count();
     let duplicates: usize = counts.values().map(|n| n - 1).sum();
-    println!(
+    report(&format!(
         "chaos redis-restart: {N} tasks, lost {lost}, duplicates {duplicates}, all done {:.1}s after the crash",
         recovered.as_secs_f64()
-    );
+    ));
     assert_eq!(lost, 0);
 }
 
@@ -259,12 +259,15 @@ fn hanging_tasks_time_out_and_retry_with_backoff() {
             c.submit(&s).expect("submit").id
         })
         .collect();
+    let (mut timed_out, mut gaps, mut failed) = (0, Vec::new(), 0);
     for id in &ids {
         let t = c
             .wait(id, Duration::from_secs(30))
             .expect("wait")
             .expect("ended in time");
         assert_eq!(t.status, Status::Failed, "{t:?}");
+        failed += 1;
+        timed_out += t.attempts.iter().filter(|a| a.outcome == "timeout").count();
         assert_eq!((t.attempt, t.failures), (3, 3), "{t:?}");
         assert_eq!(t.attempts.len(), 3, "{t:?}");
         for a in &t.attempts {
@@ -279,6 +282,7 @@ fn hanging_tasks_time_out_and_retry_with_backoff() {
         // Backoff: 200 ms, then 400 ms between attempts (no jitter).
         for (pair, want) in t.attempts.windows(2).zip([200, 400]) {
             let gap = pair[1].started_ms.expect("started") - pair[0].ended_ms;
+            gaps.push((want, gap));
             assert!(
                 gap >= want,
                 "gap {gap} ms before attempt {} (want ≥ {want})",
@@ -301,7 +305,13 @@ fn hanging_tasks_time_out_and_retry_with_backoff() {
             })
         },
     );
-    println!(
-        "chaos timeouts: 3 tasks, 9 attempts timed out and killed, final status failed, backoff respected"
-    );
+    let first: Vec<u64> = gaps.iter().filter(|g| g.0 == 200).map(|g| g.1).collect();
+    let second: Vec<u64> = gaps.iter().filter(|g| g.0 == 400).map(|g| g.1).collect();
+    report(&format!(
+        "chaos timeouts: {} tasks, lost 0, duplicates 0; {timed_out} attempts timed out, \
+         {} hung grandchildren killed, {failed} ended failed after 3 attempts; \
+         retry gaps {first:?} ms (backoff 200) and {second:?} ms (backoff 400)",
+        ids.len(),
+        pids.len()
+    ));
 }

@@ -27,8 +27,10 @@ use distsched::{Client, JobSpec};
 use support::*;
 
 const JOB: &str = "tick";
-/// Slots the window must span at least.
+/// Slots the window must span at least (issue 5 asks for 30).
 const MIN_SLOTS: i64 = 32;
+/// Slots the kill -9 window must span at least (issue 6 asks for 60).
+const MIN_SLOTS_KILL9: i64 = 60;
 /// Node flags: finished tasks expire 2 s after they end.
 const NODE_FLAGS: &[&str] = &["--task-retention", "2s"];
 
@@ -153,14 +155,14 @@ impl Cluster {
         )
     }
 
-    /// Runs until the window spans [`MIN_SLOTS`] and at least 4 slots fired
+    /// Runs until the window spans `min_slots` and at least 4 slots fired
     /// after the last disruption; then stops the job and waits for every
     /// task to finish. Returns the last slot of the window.
-    fn finish(&mut self) -> i64 {
+    fn finish(&mut self, min_slots: i64) -> i64 {
         self.wait_fired(4);
-        let until = self.first_slot + (MIN_SLOTS - 1) * 1000;
+        let until = self.first_slot + (min_slots - 1) * 1000;
         wait_until(
-            Duration::from_secs(MIN_SLOTS as u64 + 10),
+            Duration::from_secs(min_slots as u64 + 10),
             "the window spans enough slots",
             || self.last_fired_slot() >= until,
         );
@@ -213,7 +215,7 @@ struct Tally {
 
 /// Checks exactly-once firing over `[first_slot, last_slot]` from every
 /// sample taken; returns the tally after asserting it is clean.
-fn check_exactly_once(c: &mut Cluster, last_slot: i64) -> Tally {
+fn check_exactly_once(c: &mut Cluster, last_slot: i64, min_slots: i64) -> Tally {
     c.sample();
     let status = c.client.job(JOB).expect("job");
     let still_listed = c.probe.job_tasks(JOB).len();
@@ -303,7 +305,7 @@ fn check_exactly_once(c: &mut Cluster, last_slot: i64) -> Tally {
         lateness,
     };
     assert!(
-        tally.slots as i64 >= MIN_SLOTS,
+        tally.slots as i64 >= min_slots,
         "window too short: {tally:?}"
     );
     assert!(
@@ -325,30 +327,31 @@ fn check_exactly_once(c: &mut Cluster, last_slot: i64) -> Tally {
 
 fn summary(label: &str, tally: &Tally, extra: &str) {
     let late = tally.lateness.iter().filter(|&&l| l > 200).count();
-    eprintln!(
-        "{label}: {} slots in the window, {} tasks in all ({} expired during the run); \
-         duplicates {}, missing {}; creation lateness p50 {} ms, max {} ms, \
+    report(&format!(
+        "{label}: {} slots, lost {}, duplicates {}; {} tasks in all ({} expired during the run); \
+         creation lateness p50 {} ms, max {} ms, \
          {late} slots caught up > 200 ms late; {extra}",
         tally.slots,
+        tally.missing.len(),
+        tally.duplicates.len(),
         tally.tasks,
         tally.expired,
-        tally.duplicates.len(),
-        tally.missing.len(),
         quantile(&tally.lateness, 0.5),
         tally.lateness.iter().max().copied().unwrap_or(0),
-    );
+    ));
 }
 
-/// Test 1: the leader is `kill -9`'d five times while a per-second job
-/// fires. Every slot of the window has exactly one task, created once.
+/// Test 1 (issue 5 test 1, issue 6 chaos 2): the leader is `kill -9`'d
+/// every few seconds, ten times, while a per-second job fires over at least
+/// 60 slots. Every slot of the window has exactly one task, created once.
 #[test]
 fn kill9_of_the_leader_fires_every_slot_exactly_once() {
     let mut c = Cluster::start("cron-kill9");
     let started = Instant::now();
-    const KILLS: usize = 5;
+    const KILLS: usize = 10;
     // Where in the second to kill: just after a firing, just before the
     // next slot (so the outage swallows it), and in between.
-    let offsets = [50, 900, 500, 250, 750];
+    let offsets = [50, 900, 500, 250, 750, 100, 950, 400, 600, 850];
     let mut leaders = Vec::new();
     for (round, offset) in offsets.iter().enumerate().take(KILLS) {
         c.wait_fired(4);
@@ -369,8 +372,8 @@ fn kill9_of_the_leader_fires_every_slot_exactly_once() {
         let node = NodeProc::start(&c.url, &c.ns, &id, NODE_FLAGS);
         c.nodes.push(node);
     }
-    let last_slot = c.finish();
-    let tally = check_exactly_once(&mut c, last_slot);
+    let last_slot = c.finish(MIN_SLOTS_KILL9);
+    let tally = check_exactly_once(&mut c, last_slot, MIN_SLOTS_KILL9);
 
     let owners = assert_claims_disjoint(&c.nodes.iter().collect::<Vec<_>>());
     assert!(
@@ -379,7 +382,7 @@ fn kill9_of_the_leader_fires_every_slot_exactly_once() {
         KILLS + 1
     );
     summary(
-        "cron kill -9",
+        "chaos leader-killed",
         &tally,
         &format!(
             "{KILLS} kills ({}), {} terms, {} samples, {:?}",
@@ -434,13 +437,13 @@ fn a_frozen_leader_resumed_after_its_lease_fires_nothing_twice() {
         assert!(c.nodes[i].is_running(), "{old} exited after SIGCONT");
         events.push(format!("{old}@{old_epoch} frozen {held:?} ->{new}@{epoch}"));
     }
-    let last_slot = c.finish();
-    let tally = check_exactly_once(&mut c, last_slot);
+    let last_slot = c.finish(MIN_SLOTS);
+    let tally = check_exactly_once(&mut c, last_slot, MIN_SLOTS);
     let owners = assert_claims_disjoint(&c.nodes.iter().collect::<Vec<_>>());
     assert!(owners.len() > FREEZES, "terms: {owners:?}");
     let rejected = c.probe.fence_rejected();
     summary(
-        "cron SIGSTOP",
+        "chaos leader-frozen",
         &tally,
         &format!(
             "{FREEZES} freezes ({}), {rejected} fenced writes refused, {} samples, {:?}",

@@ -662,6 +662,32 @@ fn sh(script: &str) -> Value {
     json!({ "argv": ["sh", "-c", script] })
 }
 
+/// A command starts with no signal blocked and none ignored that the node
+/// itself ignores: the node's threads block process signals (see
+/// `component::spawn_thread`), and a child inherits its spawning thread's
+/// mask, so a leak here would make SIGTERM on timeout or cancel useless.
+#[test]
+fn shell_commands_start_with_an_empty_signal_mask() {
+    let redis = RedisServer::start();
+    let ns = unique_ns("sigmask");
+    let (_node, mut client, mut probe) = shell_node(&redis, &ns, "m1", &[]);
+    let id = submit(
+        &mut client,
+        &once("shell", sh("grep -E '^Sig(Blk|Ign)' /proc/self/status")),
+    );
+    let t = wait_ended(&mut client, &mut probe, &[id.clone()], WAIT).remove(0);
+    assert_eq!(t.status, Status::Success, "{t:?}");
+    let log = log_of(&mut client, &id);
+    assert!(log.contains("SigBlk:\t0000000000000000"), "{log}");
+    // SIGPIPE (bit 13) and SIGTERM (bit 15) are not ignored in the child.
+    let ignored = log
+        .lines()
+        .find_map(|l| l.split("SigIgn:\t").nth(1))
+        .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
+        .unwrap_or_else(|| panic!("no SigIgn line: {log}"));
+    assert_eq!(ignored & ((1 << 12) | (1 << 14)), 0, "{log}");
+}
+
 /// Test 6: the shell executor as a node runs it. A declared command gets the
 /// payload on stdin and in `DISTSCHED_PAYLOAD`, its task id, attempt and
 /// job in the environment, and the last JSON line of its stdout becomes

@@ -61,6 +61,14 @@ fn unique_suffix() -> String {
     )
 }
 
+/// Prints a summary line (`chaos <name>: ...`) that shows in the test
+/// output even when the test passes: it writes to the process's stderr
+/// directly, past the harness's capture of `println!`/`eprintln!`.
+pub fn report(line: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr().lock(), "{line}");
+}
+
 /// A namespace no other test uses: `<label>-<pid>-<n>-<nanos>`.
 pub fn unique_ns(label: &str) -> String {
     format!("{label}-{}", unique_suffix())

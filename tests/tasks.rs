@@ -675,7 +675,7 @@ fn shell_commands_start_with_an_empty_signal_mask() {
         &mut client,
         &once("shell", sh("grep -E '^Sig(Blk|Ign)' /proc/self/status")),
     );
-    let t = wait_ended(&mut client, &mut probe, &[id.clone()], WAIT).remove(0);
+    let t = wait_ended(&mut client, &mut probe, std::slice::from_ref(&id), WAIT).remove(0);
     assert_eq!(t.status, Status::Success, "{t:?}");
     let log = log_of(&mut client, &id);
     assert!(log.contains("SigBlk:\t0000000000000000"), "{log}");

@@ -103,6 +103,7 @@ impl Firer {
                     g.push(d.next.map(|n| n.to_string()).unwrap_or_default());
                     g.push(job.concurrency.as_str().to_string());
                     g.push(d.skipped.to_string());
+                    g.push(if d.skipped_exact { "1" } else { "0" }.to_string());
                     g.push(d.fire.len().to_string());
                     g.extend(d.fire.iter().map(|s| s.to_string()));
                     let fields: Vec<(&str, String)> = job
@@ -118,7 +119,7 @@ impl Firer {
                     }
                 }
                 // Unparsable or disabled: take it off the schedule.
-                _ => g.extend(["", "allow", "0", "0", "0"].map(String::from)),
+                _ => g.extend(["", "allow", "0", "1", "0", "0"].map(String::from)),
             }
             groups.push(g);
         }

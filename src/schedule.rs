@@ -16,6 +16,7 @@
 //! - a local time that happens twice (fall back) fires once for fixed-time
 //!   jobs; interval jobs keep their real-time cadence through both passes.
 
+use std::collections::VecDeque;
 use std::str::FromStr;
 
 use chrono::{DateTime, TimeZone, Utc};
@@ -74,16 +75,24 @@ impl Misfire {
 pub struct Due {
     /// Slots (Unix ms) to create tasks for, oldest first.
     pub fire: Vec<i64>,
-    /// Missed slots dropped by the misfire policy (a lower bound after an
-    /// outage longer than 10,000 slots, which is skipped over).
+    /// Missed slots dropped by the misfire policy: exactly this many when
+    /// `skipped_exact`, otherwise more than this many (an outage with more
+    /// than [`MAX_COUNTED`] missed slots is not counted to the end).
     pub skipped: u64,
+    /// Whether `skipped` is the exact count rather than a lower bound.
+    pub skipped_exact: bool,
     /// The next slot after now, if the schedule has one.
     pub next: Option<i64>,
 }
 
-/// Most slots enumerated when catching up; beyond this the schedule skips
-/// ahead (a per-second job down for a day has 86,400 missed slots).
-const MAX_ENUMERATED: usize = 10_000;
+/// Most missed slots counted one by one. Counting walks the slots from the
+/// stale one, so it is bounded to keep a long outage as cheap as a short
+/// one; past this the count is reported as a lower bound.
+pub const MAX_COUNTED: u64 = 1_000;
+
+/// Most catch-ups `fire_all` fires, whatever the job's cap: each one is a
+/// backward search and a task created in one script.
+pub const MAX_CATCH_UPS: usize = 10_000;
 
 impl Schedule {
     /// Parses `expr` for time zone `tz` (an IANA name; UTC when `None`).
@@ -126,47 +135,102 @@ impl Schedule {
             .map(|t: DateTime<Tz>| t.timestamp_millis())
     }
 
+    /// The latest slot strictly before `before_ms` (Unix ms).
+    fn prev_before(&self, before_ms: i64) -> Option<i64> {
+        // Slots are whole seconds and croner's exclusive search starts from
+        // the second below the start's whole second, so round up: from
+        // 10:00:00.500 it must still find 10:00:00.
+        let ceil =
+            before_ms.div_euclid(1000) * 1000 + i64::from(before_ms.rem_euclid(1000) > 0) * 1000;
+        let before = self.tz.timestamp_millis_opt(ceil).single()?;
+        self.cron
+            .find_previous_occurrence(&before, false)
+            .ok()
+            .map(|t: DateTime<Tz>| t.timestamp_millis())
+    }
+
     /// For a job whose stored next slot is `slot` (≤ `now`): the slots to
     /// fire now and the next one. Slots within `threshold_ms` of `now` are on
     /// time and all fire; older ones are missed and follow `policy`
-    /// (`fire_all` keeps at most `cap` of them, the latest).
+    /// (`fire_all` keeps at most `cap` of them, the latest, and never more
+    /// than [`MAX_CATCH_UPS`]).
+    ///
+    /// The work does not grow with the outage: the catch-ups are found by
+    /// searching backwards from the misfire boundary, not by walking forward
+    /// from the stale slot, and the missed slots before them are counted
+    /// only up to [`MAX_COUNTED`].
     pub fn due(&self, slot: i64, now: i64, threshold_ms: i64, policy: Misfire, cap: usize) -> Due {
-        let mut missed: Vec<i64> = Vec::new();
-        let mut missed_total = 0u64;
-        let mut on_time = Vec::new();
-        let mut cursor = Some(slot);
-        let mut seen = 0usize;
-        while let Some(s) = cursor.filter(|&s| s <= now) {
-            if now - s <= threshold_ms {
-                on_time.push(s);
-            } else {
-                missed_total += 1;
-                missed.push(s);
-                if missed.len() > cap.max(1) {
-                    missed.remove(0);
+        // Slots before `bound` are missed; from it to `now` they are on time.
+        let bound = now.saturating_sub(threshold_ms);
+        let keep = match policy {
+            Misfire::Skip => 0,
+            Misfire::FireOnce => 1,
+            Misfire::FireAll => cap.clamp(1, MAX_CATCH_UPS),
+        };
+        // The forward walk starts `keep` slots before `bound` (or at `bound`
+        // itself for `skip`), or at the stale slot if that is later.
+        let mut start = slot;
+        if slot < bound {
+            start = bound;
+            for _ in 0..keep {
+                match self.prev_before(start) {
+                    Some(p) if p >= slot => start = p,
+                    _ => {
+                        start = slot;
+                        break;
+                    }
                 }
             }
-            seen += 1;
-            cursor = if seen >= MAX_ENUMERATED {
-                // Jump over the rest of a long outage: everything up to the
-                // threshold is missed anyway.
-                let jump_from = now - threshold_ms;
-                missed_total += 1; // at least one more slot was passed over
-                self.next_after(jump_from.max(s))
-            } else {
-                self.next_after(s)
-            };
         }
-        let mut fire = match policy {
-            Misfire::Skip => Vec::new(),
-            Misfire::FireOnce => missed.last().copied().into_iter().collect(),
-            Misfire::FireAll => missed,
+        // The missed slots the walk will not see: counted, up to a limit.
+        let (mut missed_total, mut exact) = (0u64, true);
+        let mut cursor = Some(slot);
+        while let Some(s) = cursor.filter(|&s| s < start) {
+            if missed_total == MAX_COUNTED {
+                exact = false;
+                break;
+            }
+            missed_total += 1;
+            cursor = self.next_after(s);
+        }
+        // Forward from `start`, with `next_after` alone, so that the slots
+        // fired are exactly those a slot-by-slot walk would meet (DST rules
+        // included), whatever the backward search made of them.
+        let mut cursor = if start == slot {
+            Some(slot)
+        } else {
+            self.next_after(start - 1)
         };
-        let fired_missed = fire.len() as u64;
-        fire.extend(on_time);
+        let mut missed: VecDeque<i64> = VecDeque::with_capacity(keep + 1);
+        let mut on_time = Vec::new();
+        let mut walked = 0usize;
+        while let Some(s) = cursor.filter(|&s| s <= now) {
+            cursor = self.next_after(s);
+            if s >= bound {
+                on_time.push(s);
+                continue;
+            }
+            missed_total += 1;
+            walked += 1;
+            if keep > 0 {
+                missed.push_back(s);
+                if missed.len() > keep {
+                    missed.pop_front();
+                }
+            }
+            // Only when the backward search failed does the walk start at a
+            // stale slot far behind: jump over the rest rather than walk it.
+            if walked >= keep + MAX_COUNTED as usize && cursor.is_some_and(|c| c < bound) {
+                exact = false;
+                cursor = self.next_after(bound - 1);
+            }
+        }
+        let fire: Vec<i64> = missed.into_iter().chain(on_time).collect();
+        let fired_missed = fire.iter().filter(|&&s| s < bound).count() as u64;
         Due {
             fire,
-            skipped: missed_total.saturating_sub(fired_missed),
+            skipped: missed_total - fired_missed,
+            skipped_exact: exact,
             next: cursor,
         }
     }
@@ -345,14 +409,205 @@ mod tests {
         assert_eq!(all.next, Some(slot + 11_000));
     }
 
+    /// What `due` must return, by walking every slot from the stale one:
+    /// fine for the short outages it is used on.
+    fn full_walk(
+        s: &Schedule,
+        slot: i64,
+        now: i64,
+        threshold: i64,
+        policy: Misfire,
+        cap: usize,
+    ) -> Due {
+        let mut cursor = Some(slot);
+        let (mut missed, mut on_time) = (Vec::new(), Vec::new());
+        while let Some(t) = cursor.filter(|&t| t <= now) {
+            if now - t > threshold {
+                missed.push(t);
+            } else {
+                on_time.push(t);
+            }
+            cursor = s.next_after(t);
+        }
+        let keep = match policy {
+            Misfire::Skip => 0,
+            Misfire::FireOnce => 1,
+            Misfire::FireAll => cap,
+        };
+        let kept = missed[missed.len().saturating_sub(keep)..].to_vec();
+        Due {
+            skipped: (missed.len() - kept.len()) as u64,
+            skipped_exact: true,
+            fire: kept.into_iter().chain(on_time).collect(),
+            next: cursor,
+        }
+    }
+
+    const POLICIES: [(Misfire, usize); 4] = [
+        (Misfire::FireOnce, 100),
+        (Misfire::Skip, 100),
+        (Misfire::FireAll, 3),
+        (Misfire::FireAll, 100),
+    ];
+
     #[test]
-    fn a_long_outage_is_bounded_work() {
+    fn due_matches_a_slot_by_slot_walk_across_dst() {
+        // Outages of a few days over both New York transitions of 2026 (and
+        // a UTC control), with thresholds that put the boundary on, before
+        // and between slots.
+        let cases = [
+            (
+                "30 2 * * *",
+                "America/New_York",
+                utc_ms(2026, 3, 4, 0, 0, 0),
+                utc_ms(2026, 3, 10, 12, 0, 0),
+            ),
+            (
+                "30 1 * * *",
+                "America/New_York",
+                utc_ms(2026, 10, 28, 0, 0, 0),
+                utc_ms(2026, 11, 3, 12, 0, 0),
+            ),
+            (
+                "*/20 * * * *",
+                "America/New_York",
+                utc_ms(2026, 11, 1, 4, 0, 0),
+                utc_ms(2026, 11, 1, 8, 10, 0),
+            ),
+            (
+                "0 * * * *",
+                "America/New_York",
+                utc_ms(2026, 3, 8, 5, 0, 0),
+                utc_ms(2026, 3, 8, 9, 30, 0),
+            ),
+            (
+                "*/7 * * * * *",
+                "UTC",
+                utc_ms(2026, 1, 1, 0, 0, 0),
+                utc_ms(2026, 1, 1, 0, 20, 0),
+            ),
+        ];
+        for (expr, tz, from, now) in cases {
+            let s = Schedule::parse(expr, Some(tz)).unwrap();
+            let slot = s.next_after(from).unwrap();
+            for threshold in [0, 1_500, 7_000, 3_600_000] {
+                for (policy, cap) in POLICIES {
+                    assert_eq!(
+                        s.due(slot, now, threshold, policy, cap),
+                        full_walk(&s, slot, now, threshold, policy, cap),
+                        "{expr} {tz}, threshold {threshold} ms, {policy:?} cap {cap}"
+                    );
+                }
+            }
+        }
+    }
+
+    /// Every slot of `due.fire` one `step` ms after the other.
+    fn evenly(due: &Due, step: i64) -> bool {
+        due.fire.windows(2).all(|w| w[1] - w[0] == step)
+    }
+
+    #[test]
+    fn a_long_per_second_outage_fires_the_latest_slots() {
         let s = Schedule::parse("* * * * * *", None).unwrap();
-        let slot = utc_ms(2026, 1, 1, 0, 0, 0);
-        let now = slot + 86_400_000; // a day of per-second slots
-        let due = s.due(slot, now, 1_000, Misfire::FireOnce, 100);
-        assert!(due.fire.len() <= 3, "{:?}", due.fire);
-        assert_eq!(due.next, Some(now + 1_000));
-        assert!(due.skipped > 0);
+        let base = utc_ms(2026, 6, 1, 12, 0, 0);
+        // 2 s threshold at 12:00:00.400: 11:59:58 is the latest missed slot,
+        // 11:59:59 and 12:00:00 are on time.
+        let now = base + 400;
+        let latest_missed = base - 2_000;
+        // Three hours (10,800 slots), then three months (7.9 M): the same
+        // answer, and the work does not grow with the outage.
+        for stale in [base - 3 * 3_600_000, utc_ms(2026, 3, 1, 0, 0, 0)] {
+            let once = s.due(stale, now, 2_000, Misfire::FireOnce, 100);
+            assert_eq!(once.fire, [latest_missed, base - 1_000, base]);
+            assert_eq!(once.next, Some(base + 1_000));
+            assert!(
+                !once.skipped_exact && once.skipped >= MAX_COUNTED,
+                "{once:?}"
+            );
+            let all = s.due(stale, now, 2_000, Misfire::FireAll, 3);
+            assert_eq!(all.fire.len(), 3 + 2, "{all:?}");
+            assert_eq!(all.fire[0], latest_missed - 2_000);
+            assert!(evenly(&all, 1_000), "no gap after the catch-ups: {all:?}");
+            let skip = s.due(stale, now, 2_000, Misfire::Skip, 100);
+            assert_eq!(skip.fire, [base - 1_000, base]);
+            assert!(!skip.skipped_exact && skip.skipped >= MAX_COUNTED);
+        }
+        // fire_all keeps at most MAX_CATCH_UPS whatever the cap.
+        let all = s.due(
+            utc_ms(2026, 1, 1, 0, 0, 0),
+            now,
+            2_000,
+            Misfire::FireAll,
+            usize::MAX,
+        );
+        assert_eq!(all.fire.len(), MAX_CATCH_UPS + 2);
+        assert!(evenly(&all, 1_000));
+    }
+
+    #[test]
+    fn a_long_hourly_outage_fires_the_latest_slots() {
+        let s = Schedule::parse("@hourly", Some("Europe/London")).unwrap();
+        let now = utc_ms(2026, 6, 1, 12, 30, 0);
+        let hour = 3_600_000;
+        // Two years of hours, DST changes included: too many to count.
+        let stale = utc_ms(2024, 6, 1, 0, 0, 0);
+        let once = s.due(stale, now, 60_000, Misfire::FireOnce, 100);
+        assert_eq!(once.fire, [utc_ms(2026, 6, 1, 12, 0, 0)]);
+        assert_eq!(once.next, Some(utc_ms(2026, 6, 1, 13, 0, 0)));
+        assert!(!once.skipped_exact && once.skipped >= MAX_COUNTED);
+        let all = s.due(stale, now, 60_000, Misfire::FireAll, 3);
+        let want: Vec<i64> = (0..3)
+            .rev()
+            .map(|h| utc_ms(2026, 6, 1, 12, 0, 0) - h * hour)
+            .collect();
+        assert_eq!(all.fire, want);
+        // A week, 168 missed hours: counted exactly.
+        let week = s.due(
+            now - 30 * 60_000 - 168 * hour,
+            now,
+            60_000,
+            Misfire::Skip,
+            100,
+        );
+        assert_eq!(
+            (week.fire.len(), week.skipped, week.skipped_exact),
+            (0, 169, true)
+        );
+        let week = s.due(
+            now - 30 * 60_000 - 168 * hour,
+            now,
+            60_000,
+            Misfire::FireAll,
+            3,
+        );
+        assert_eq!(
+            (week.fire, week.skipped, week.skipped_exact),
+            (want, 166, true)
+        );
+    }
+
+    #[test]
+    fn a_yearly_job_missed_for_years_fires_the_latest_years() {
+        let s = Schedule::parse("@yearly", None).unwrap();
+        let stale = utc_ms(2000, 1, 1, 0, 0, 0);
+        let now = utc_ms(2026, 6, 1, 0, 0, 0);
+        let once = s.due(stale, now, 60_000, Misfire::FireOnce, 100);
+        assert_eq!(once.fire, [utc_ms(2026, 1, 1, 0, 0, 0)]);
+        assert_eq!(
+            (once.skipped, once.skipped_exact),
+            (26, true),
+            "2000..=2025"
+        );
+        assert_eq!(once.next, Some(utc_ms(2027, 1, 1, 0, 0, 0)));
+        let all = s.due(stale, now, 60_000, Misfire::FireAll, 3);
+        let years: Vec<i64> = (2024..=2026).map(|y| utc_ms(y, 1, 1, 0, 0, 0)).collect();
+        assert_eq!((all.fire, all.skipped), (years, 24));
+        let skip = s.due(stale, now, 60_000, Misfire::Skip, 100);
+        assert_eq!((skip.fire.len(), skip.skipped), (0, 27));
+        // A cap above the missed slots fires them all.
+        let every = s.due(stale, now, 60_000, Misfire::FireAll, 100);
+        assert_eq!((every.fire.len(), every.skipped), (27, 0));
+        assert_eq!(every.fire[0], stale);
     }
 }

@@ -114,7 +114,9 @@ pub struct JobSpec {
     /// Default 60 s.
     #[serde(default = "JobSpec::default_misfire_threshold_ms")]
     pub misfire_threshold_ms: u64,
-    /// Most missed slots `fire_all` fires. Default 100.
+    /// Most missed slots `fire_all` fires (the latest ones). Default 100;
+    /// at most [`MAX_CATCH_UPS`](crate::schedule::MAX_CATCH_UPS) are fired
+    /// whatever the cap.
     #[serde(default = "JobSpec::default_fire_all_cap")]
     pub fire_all_cap: u32,
     /// Overlap policy. Default `allow`.
@@ -248,7 +250,9 @@ pub struct JobStatus {
     pub next_fire_ms: Option<i64>,
     /// Recent events, newest first: `fired <slot> <task>`, `skipped …`.
     pub history: Vec<String>,
-    /// Firings skipped by the concurrency or misfire policy, in total.
+    /// Firings skipped by the concurrency or misfire policy, in total (a
+    /// lower bound after an outage with too many missed slots to count,
+    /// which the history line says as `missed more than N slot(s)`).
     pub skips: u64,
     /// Firings made, in total.
     pub fired: u64,

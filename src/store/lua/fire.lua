@@ -9,8 +9,9 @@
 -- ARGV[6] active prefix, ARGV[7] held prefix, ARGV[8] control prefix,
 -- ARGV[9] log prefix, ARGV[10] done prefix, ARGV[11] retention ms,
 -- ARGV[12] log cap, then per job: id, slot it was due at, next slot ('' =
--- none), concurrency, slots skipped by the misfire policy, n slots, the
--- slots, m, then m field/value pairs of its tasks.
+-- none), concurrency, slots skipped by the misfire policy, whether that
+-- count is exact ('1') or a lower bound ('0', an outage too long to count),
+-- n slots, the slots, m, then m field/value pairs of its tasks.
 -- Returns the number of tasks created.
 local now = now_ms()
 local created = 0
@@ -18,10 +19,11 @@ local retention, cap = tonumber(ARGV[11]), tonumber(ARGV[12])
 local i = 13
 while i <= #ARGV do
   local job, due_at, next_slot, concurrency, missed = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], tonumber(ARGV[i + 4])
-  local n = tonumber(ARGV[i + 5])
+  local exact = ARGV[i + 5] == '1'
+  local n = tonumber(ARGV[i + 6])
   local slots = {}
-  for j = 1, n do slots[j] = ARGV[i + 5 + j] end
-  i = i + 6 + n
+  for j = 1, n do slots[j] = ARGV[i + 6 + j] end
+  i = i + 7 + n
   local m = tonumber(ARGV[i])
   local fields = {}
   for j = 1, 2 * m do fields[j] = ARGV[i + j] end
@@ -39,7 +41,8 @@ while i <= #ARGV do
     end
     if missed > 0 then
       redis.call('HINCRBY', state, 'skips', missed)
-      redis.call('LPUSH', history, now .. ' missed ' .. missed .. ' slot(s) (misfire policy)')
+      local count = exact and missed or ('more than ' .. missed)
+      redis.call('LPUSH', history, now .. ' missed ' .. count .. ' slot(s) (misfire policy)')
     end
     for _, slot in ipairs(slots) do
       local id = job .. '@' .. slot

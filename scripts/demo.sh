@@ -15,7 +15,9 @@
 # repeated N times (all three nodes registered again before each round) and
 # the median and max of each are printed. Then it submits 30 `noop` tasks
 # and 3 `hello` shell tasks, waits for them, shows how they spread over the
-# three workers, one task with `task show` and its `task logs`. Everything
+# three workers, one task with `task show` and its `task logs`; then adds a
+# per-second cron job, kills the leader with kill -9 while it fires, and
+# shows that every slot got exactly one task. Everything
 # it started (nodes, Redis, temp dir) is cleaned up on exit, also on failure
 # or Ctrl-C (the temp dir with the logs is kept on failure).
 #
@@ -27,7 +29,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 . scripts/lib.sh
 
 usage() {
-    sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'
 }
 
 runs=1
@@ -340,6 +342,41 @@ header "distsched task show ${hello_ids[0]}"
 "$BIN" task show "${hello_ids[0]}"
 header "distsched task logs ${hello_ids[0]}"
 "$BIN" task logs "${hello_ids[0]}"
+
+header "cron: a per-second job keeps firing once per slot while the leader is killed"
+check_alive
+"$BIN" job add tick --exec noop --cron "* * * * * *" >/dev/null || fail "job add failed"
+echo "added job tick (cron \"* * * * * *\", every second)"
+
+# fired_at_least N: true once the job has N tasks.
+fired_at_least() {
+    local n
+    n="$("$BIN" task list --job tick --json --limit 1000 2>/dev/null |
+        python3 -c 'import json, sys; print(len(json.load(sys.stdin)))')" || return 1
+    ((n >= $1))
+}
+wait_until 20 fired_at_least 5 || fail "the job did not fire 5 times within 20s"
+old="$LEADER"
+kill9_node "$old"
+t0=$(now_ms)
+wait_for_leader 30 "$old" || fail "no new leader within 30s of killing $old"
+echo "killed the leader $old; $LEADER leads after $((LEADER_SEEN_MS - t0)) ms (epoch $LEADER_EPOCH)"
+fired_now="$("$BIN" task list --job tick --json --limit 1000 | python3 -c 'import json, sys; print(len(json.load(sys.stdin)))')"
+wait_until 20 fired_at_least "$((fired_now + 5))" || fail "the job did not keep firing after the failover"
+"$BIN" job disable tick >/dev/null
+"$BIN" job show tick | sed -n '1,12p'
+"$BIN" task list --job tick --json --limit 1000 | python3 -c '
+import collections, json, sys
+slots = collections.Counter(int(t["id"].rsplit("@", 1)[1]) for t in json.load(sys.stdin))
+first, last = min(slots), max(slots)
+window = range(first, last + 1, 1000)
+missing = [s for s in window if s not in slots]
+twice = [s for s, n in slots.items() if n > 1]
+print(f"{len(window)} slots from the first firing to the last: "
+      f"{len(slots)} tasks, missing {len(missing)}, fired twice {len(twice)}")
+sys.exit(1 if missing or twice else 0)
+' || fail "a slot was missed or fired twice"
+restart_stopped
 
 header "cleanup"
 t0=$(now_ms)

@@ -30,6 +30,7 @@ impl Store {
     /// A store for `url` and namespace `ns`. `timeout` bounds connecting and
     /// every non-blocking call.
     pub fn new(url: &str, ns: &str, timeout: Duration) -> Result<Store> {
+        install_tls_provider();
         let client = redis::Client::open(url)
             .map_err(|e| Error::Config(format!("invalid redis_url `{url}`: {e}")))?;
         Ok(Store {
@@ -66,6 +67,17 @@ impl Store {
         conn.run(|c| redis::cmd("PING").query::<String>(c))?;
         Ok(())
     }
+}
+
+/// Makes ring the process's rustls crypto provider, for `rediss://` URLs,
+/// unless the program installed one already (an embedding program may).
+/// Server certificates are checked against the system's roots, or the PEM
+/// file named by `SSL_CERT_FILE` (how a private CA is trusted).
+fn install_tls_provider() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
 }
 
 /// One Redis connection that reconnects on demand. After an I/O error the

@@ -87,6 +87,16 @@ ensure_redis() {
     command -v redis-cli >/dev/null 2>&1 || die "redis-cli still not on PATH after install"
 }
 
+# Installs Debian's openssl package unless `openssl` is on PATH (the TLS
+# test makes its certificates with it).
+ensure_openssl() {
+    command -v openssl >/dev/null 2>&1 && return 0
+    info "openssl not found: installing Debian's openssl package"
+    command -v apt-get >/dev/null 2>&1 || die "openssl is missing and apt-get is not available"
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends openssl ||
+        die "apt-get install openssl failed"
+}
+
 # True if something listens on 127.0.0.1:PORT.
 _port_in_use() {
     (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null

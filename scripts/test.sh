@@ -37,6 +37,7 @@ export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-auto}"
 
 header "setup: tools"
 ensure_redis
+ensure_openssl
 command -v cargo >/dev/null 2>&1 || die "cargo not found: install Rust with rustup"
 missing=()
 cargo fmt --version >/dev/null 2>&1 || missing+=(rustfmt)

@@ -93,6 +93,7 @@ ensure_openssl() {
     command -v openssl >/dev/null 2>&1 && return 0
     info "openssl not found: installing Debian's openssl package"
     command -v apt-get >/dev/null 2>&1 || die "openssl is missing and apt-get is not available"
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q || die "apt-get update failed"
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends openssl ||
         die "apt-get install openssl failed"
 }

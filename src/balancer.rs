@@ -6,8 +6,13 @@
 //! carry all its tags, and are not draining. A worker never gets more than
 //! `capacity - held` new tasks. Strategies:
 //!
-//! - `least-tasks` (default): the candidate holding the fewest tasks.
-//! - `round-robin`: candidates in id order, one after the other.
+//! - `least-tasks` (default): the candidate holding the fewest tasks; ties
+//!   go to the workers in turn.
+//! - `round-robin`: the free candidates in id order, one after the other.
+//!   The cursor is the id of the last worker picked, not a position in a
+//!   list, so the turn survives workers joining, leaving, being full or
+//!   being listed in another order (the registry lists them by heartbeat
+//!   time, which changes with every heartbeat).
 //! - `random`: a uniformly random candidate with a free slot.
 //! - `weighted`: smooth weighted round-robin (nginx's), so over any window
 //!   each worker's share follows its weight.
@@ -126,11 +131,12 @@ pub struct Plan {
     pub unroutable: Vec<(usize, String)>,
 }
 
-/// Balancer state kept by the leader across ticks (round-robin cursor,
-/// smooth-weighted counters).
+/// Balancer state kept by the leader across ticks: the last worker each
+/// rotating strategy picked, and the smooth-weighted counters.
 #[derive(Debug, Default)]
 pub struct Planner {
-    cursor: usize,
+    last_round_robin: Option<String>,
+    last_tied: Option<String>,
     current: HashMap<String, i64>,
 }
 
@@ -190,7 +196,6 @@ impl Planner {
         if free.is_empty() {
             return None;
         }
-        self.cursor = self.cursor.wrapping_add(1);
         Some(match strategy {
             Balancer::LeastTasks => {
                 // Fewest held; ties rotate so equal workers share the load.
@@ -199,9 +204,9 @@ impl Planner {
                     .into_iter()
                     .filter(|&w| workers[w].held == least)
                     .collect();
-                tied[self.cursor % tied.len()]
+                next_after(&mut self.last_tied, workers, &tied)
             }
-            Balancer::RoundRobin => free[self.cursor % free.len()],
+            Balancer::RoundRobin => next_after(&mut self.last_round_robin, workers, &free),
             Balancer::Random => {
                 free[(crate::random_unit() * free.len() as f64) as usize % free.len()]
             }
@@ -218,6 +223,25 @@ impl Planner {
             Balancer::ConsistentHash => unreachable!("handled above"),
         })
     }
+}
+
+/// The worker among `among` (non-empty) whose id comes next after `last` in
+/// id order, wrapping around; records it in `last`. Keyed by id rather than
+/// by position so that the order of `workers` and changes to the set (a
+/// worker joining, leaving or full) never make the turn repeat or jump.
+fn next_after(last: &mut Option<String>, workers: &[WorkerSlot], among: &[usize]) -> usize {
+    let id = |w: &usize| workers[*w].id.as_str();
+    let after = last.as_deref().and_then(|l| {
+        among
+            .iter()
+            .filter(|w| id(w) > l)
+            .min_by(|a, b| id(a).cmp(id(b)))
+    });
+    let pick = *after
+        .or_else(|| among.iter().min_by(|a, b| id(a).cmp(id(b))))
+        .expect("at least one worker to choose from");
+    *last = Some(workers[pick].id.clone());
+    pick
 }
 
 fn unroutable_reason(task: &PendingTask) -> String {
@@ -315,6 +339,48 @@ mod tests {
             assert_ne!(pair[0], pair[1], "round-robin repeated a worker: {order:?}");
         }
         assert_eq!(counts(&plan, 3), [3, 3, 3]);
+    }
+
+    fn ids(plan: &Plan, ws: &[WorkerSlot]) -> Vec<String> {
+        plan.assign.iter().map(|&(_, w)| ws[w].id.clone()).collect()
+    }
+
+    #[test]
+    fn round_robin_follows_id_order_across_ticks_whatever_the_listing_order() {
+        // The registry lists workers by heartbeat time, so each tick may see
+        // them in another order; one task per tick must still go around.
+        let mut planner = Planner::default();
+        let listings = [["c", "a", "b"], ["b", "c", "a"], ["a", "b", "c"]];
+        let mut order = Vec::new();
+        for round in 0..9 {
+            let mut ws: Vec<WorkerSlot> = listings[round % 3]
+                .iter()
+                .map(|id| worker(id, 100, 1))
+                .collect();
+            let plan = planner.plan(Balancer::RoundRobin, &mut ws, &tasks(1));
+            order.extend(ids(&plan, &ws));
+        }
+        assert_eq!(order, ["a", "b", "c", "a", "b", "c", "a", "b", "c"]);
+    }
+
+    #[test]
+    fn round_robin_keeps_its_turn_when_workers_join_leave_or_fill_up() {
+        let mut planner = Planner::default();
+        let mut ws = vec![worker("a", 100, 1), worker("b", 100, 1)];
+        let plan = planner.plan(Balancer::RoundRobin, &mut ws, &tasks(1));
+        assert_eq!(ids(&plan, &ws), ["a"]);
+        // c joins: the turn goes on from a, to b, then c.
+        ws.push(worker("c", 100, 1));
+        let plan = planner.plan(Balancer::RoundRobin, &mut ws, &tasks(3));
+        assert_eq!(ids(&plan, &ws), ["b", "c", "a"]);
+        // b is full: skipped, without a second turn for anyone.
+        ws[1].held = ws[1].capacity;
+        let plan = planner.plan(Balancer::RoundRobin, &mut ws, &tasks(4));
+        assert_eq!(ids(&plan, &ws), ["c", "a", "c", "a"]);
+        // a leaves: after a comes c again (b still full).
+        ws.remove(0);
+        let plan = planner.plan(Balancer::RoundRobin, &mut ws, &tasks(1));
+        assert_eq!(ids(&plan, &ws), ["c"]);
     }
 
     #[test]

@@ -139,9 +139,12 @@ fn split_list(text: &str) -> Vec<String> {
         .collect()
 }
 
-/// Live, non-draining workers with a capacity, from the read script's rows.
+/// Live, non-draining workers with a capacity, from the read script's rows,
+/// sorted by id so that every tick sees them in the same order whatever
+/// order the registry lists them in.
 fn parse_workers(rows: Vec<WorkerRow>) -> Vec<WorkerSlot> {
-    rows.into_iter()
+    let mut workers: Vec<WorkerSlot> = rows
+        .into_iter()
         .filter(|(_, _, _, draining)| draining != "1")
         .filter_map(|(id, info, held, _)| {
             let info: NodeInfo = serde_json::from_str(&info)
@@ -156,5 +159,7 @@ fn parse_workers(rows: Vec<WorkerRow>) -> Vec<WorkerSlot> {
                 tags: info.tags,
             })
         })
-        .collect()
+        .collect();
+    workers.sort_by(|a, b| a.id.cmp(&b.id));
+    workers
 }

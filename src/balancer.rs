@@ -21,6 +21,11 @@
 //!   workers is unchanged, and when a worker joins only the keys it now
 //!   scores highest for (about 1/N) move. If that worker is full the task
 //!   waits for it rather than breaking affinity.
+//!
+//! A task that cannot be placed is reported with the reason, so the
+//! dispatcher can park it out of the hot scan: no capable worker at all
+//! ([`Plan::unroutable`]), every capable worker full ([`Plan::busy`]), or
+//! its consistent-hash owner full ([`Plan::owner_busy`]).
 
 use std::collections::HashMap;
 use std::fmt;
@@ -122,13 +127,26 @@ pub struct PendingTask {
     pub route_key: String,
 }
 
-/// The outcome of planning one batch.
+/// The outcome of planning one batch. Every task is in exactly one list.
 #[derive(Debug, Default, PartialEq)]
 pub struct Plan {
     /// (task index, worker index) pairs, in dispatch order.
     pub assign: Vec<(usize, usize)>,
     /// (task index, reason) for tasks that no live worker can run.
     pub unroutable: Vec<(usize, String)>,
+    /// Tasks some live worker can run, but every such worker is full.
+    pub busy: Vec<usize>,
+    /// (task index, worker index): `consistent-hash` tasks whose owner is
+    /// full.
+    pub owner_busy: Vec<(usize, usize)>,
+}
+
+/// Why [`Planner::pick`] placed nothing.
+enum Blocked {
+    /// Every candidate is full.
+    Busy,
+    /// The task's consistent-hash owner (a worker index) is full.
+    Owner(usize),
 }
 
 /// Balancer state kept by the leader across ticks: the last worker each
@@ -152,9 +170,8 @@ impl Planner {
         let mut plan = Plan::default();
         let mut candidates = Vec::with_capacity(workers.len());
         for (ti, task) in tasks.iter().enumerate() {
-            if !workers.iter().any(WorkerSlot::free) {
-                break;
-            }
+            // Tasks are still classified when every worker is full, so the
+            // dispatcher can park the ones nobody will ever take.
             candidates.clear();
             candidates.extend((0..workers.len()).filter(|&w| workers[w].can_run(task)));
             if candidates.is_empty() {
@@ -162,9 +179,13 @@ impl Planner {
                 continue;
             }
             let strategy = task.balancer.unwrap_or(default);
-            if let Some(w) = self.pick(strategy, workers, &candidates, task) {
-                workers[w].held += 1;
-                plan.assign.push((ti, w));
+            match self.pick(strategy, workers, &candidates, task) {
+                Ok(w) => {
+                    workers[w].held += 1;
+                    plan.assign.push((ti, w));
+                }
+                Err(Blocked::Busy) => plan.busy.push(ti),
+                Err(Blocked::Owner(w)) => plan.owner_busy.push((ti, w)),
             }
         }
         plan
@@ -176,12 +197,7 @@ impl Planner {
         workers: &[WorkerSlot],
         candidates: &[usize],
         task: &PendingTask,
-    ) -> Option<usize> {
-        let free: Vec<usize> = candidates
-            .iter()
-            .copied()
-            .filter(|&w| workers[w].free())
-            .collect();
+    ) -> std::result::Result<usize, Blocked> {
         if strategy == Balancer::ConsistentHash {
             let key = if task.route_key.is_empty() {
                 &task.id
@@ -190,16 +206,26 @@ impl Planner {
             };
             let best = *candidates
                 .iter()
-                .max_by_key(|&&w| rendezvous(key, &workers[w].id))?;
-            return workers[best].free().then_some(best);
+                .max_by_key(|&&w| rendezvous(key, &workers[w].id))
+                .ok_or(Blocked::Busy)?;
+            return if workers[best].free() {
+                Ok(best)
+            } else {
+                Err(Blocked::Owner(best))
+            };
         }
+        let free: Vec<usize> = candidates
+            .iter()
+            .copied()
+            .filter(|&w| workers[w].free())
+            .collect();
         if free.is_empty() {
-            return None;
+            return Err(Blocked::Busy);
         }
-        Some(match strategy {
+        Ok(match strategy {
             Balancer::LeastTasks => {
                 // Fewest held; ties rotate so equal workers share the load.
-                let least = free.iter().map(|&w| workers[w].held).min()?;
+                let least = free.iter().map(|&w| workers[w].held).min().unwrap_or(0);
                 let tied: Vec<usize> = free
                     .into_iter()
                     .filter(|&w| workers[w].held == least)
@@ -216,8 +242,14 @@ impl Planner {
                     *self.current.entry(workers[w].id.clone()).or_default() +=
                         workers[w].weight as i64;
                 }
-                let best = *free.iter().max_by_key(|&&w| self.current[&workers[w].id])?;
-                *self.current.get_mut(&workers[best].id)? -= total;
+                let best = free
+                    .iter()
+                    .copied()
+                    .max_by_key(|&w| self.current[&workers[w].id])
+                    .unwrap_or(free[0]);
+                if let Some(c) = self.current.get_mut(&workers[best].id) {
+                    *c -= total;
+                }
                 best
             }
             Balancer::ConsistentHash => unreachable!("handled above"),
@@ -245,11 +277,28 @@ fn next_after(last: &mut Option<String>, workers: &[WorkerSlot], among: &[usize]
 }
 
 fn unroutable_reason(task: &PendingTask) -> String {
+    format!("no live worker offers {}", what_it_needs(task))
+}
+
+/// The wait reason of a task in [`Plan::busy`].
+pub fn busy_reason(task: &PendingTask) -> String {
+    format!(
+        "every live worker that offers {} is full",
+        what_it_needs(task)
+    )
+}
+
+/// The wait reason of a task in [`Plan::owner_busy`] owned by `worker`.
+pub fn owner_busy_reason(worker: &str) -> String {
+    format!("its consistent-hash owner, worker `{worker}`, is full")
+}
+
+fn what_it_needs(task: &PendingTask) -> String {
     if task.tags.is_empty() {
-        format!("no live worker offers executor `{}`", task.executor)
+        format!("executor `{}`", task.executor)
     } else {
         format!(
-            "no live worker offers executor `{}` with tags {}",
+            "executor `{}` with tags {}",
             task.executor,
             task.tags.join(",")
         )
@@ -384,6 +433,23 @@ mod tests {
     }
 
     #[test]
+    fn tasks_that_cannot_be_placed_are_classified_even_when_all_are_full() {
+        let mut ws = vec![worker("a", 1, 1), worker("b", 1, 1)];
+        ws[0].held = 1;
+        ws[1].held = 1;
+        let mut t = tasks(3);
+        t[0].executor = "nobody".into();
+        t[2].balancer = Some(Balancer::ConsistentHash);
+        let plan = Planner::default().plan(Balancer::LeastTasks, &mut ws, &t);
+        assert!(plan.assign.is_empty());
+        assert_eq!(plan.unroutable.len(), 1);
+        assert_eq!(plan.unroutable[0].0, 0);
+        assert_eq!(plan.busy, [1]);
+        assert_eq!(plan.owner_busy.len(), 1);
+        assert_eq!(plan.owner_busy[0].0, 2);
+    }
+
+    #[test]
     fn weighted_follows_weights() {
         let mut ws = vec![worker("a", 10_000, 1), worker("b", 10_000, 3)];
         let plan = Planner::default().plan(Balancer::Weighted, &mut ws, &tasks(400));
@@ -444,6 +510,7 @@ mod tests {
             1,
             "the second task with the same key waits"
         );
+        assert_eq!(plan.owner_busy, [(1, plan.assign[0].1)], "for its owner");
     }
 
     #[test]

@@ -6,8 +6,13 @@
 //! carry all its tags, and are not draining. A worker never gets more than
 //! `capacity - held` new tasks. Strategies:
 //!
-//! - `least-tasks` (default): the candidate holding the fewest tasks.
-//! - `round-robin`: candidates in id order, one after the other.
+//! - `least-tasks` (default): the candidate holding the fewest tasks; ties
+//!   go to the workers in turn.
+//! - `round-robin`: the free candidates in id order, one after the other.
+//!   The cursor is the id of the last worker picked, not a position in a
+//!   list, so the turn survives workers joining, leaving, being full or
+//!   being listed in another order (the registry lists them by heartbeat
+//!   time, which changes with every heartbeat).
 //! - `random`: a uniformly random candidate with a free slot.
 //! - `weighted`: smooth weighted round-robin (nginx's), so over any window
 //!   each worker's share follows its weight.
@@ -16,6 +21,11 @@
 //!   workers is unchanged, and when a worker joins only the keys it now
 //!   scores highest for (about 1/N) move. If that worker is full the task
 //!   waits for it rather than breaking affinity.
+//!
+//! A task that cannot be placed is reported with the reason, so the
+//! dispatcher can park it out of the hot scan: no capable worker at all
+//! ([`Plan::unroutable`]), every capable worker full ([`Plan::busy`]), or
+//! its consistent-hash owner full ([`Plan::owner_busy`]).
 
 use std::collections::HashMap;
 use std::fmt;
@@ -117,20 +127,34 @@ pub struct PendingTask {
     pub route_key: String,
 }
 
-/// The outcome of planning one batch.
+/// The outcome of planning one batch. Every task is in exactly one list.
 #[derive(Debug, Default, PartialEq)]
 pub struct Plan {
     /// (task index, worker index) pairs, in dispatch order.
     pub assign: Vec<(usize, usize)>,
     /// (task index, reason) for tasks that no live worker can run.
     pub unroutable: Vec<(usize, String)>,
+    /// Tasks some live worker can run, but every such worker is full.
+    pub busy: Vec<usize>,
+    /// (task index, worker index): `consistent-hash` tasks whose owner is
+    /// full.
+    pub owner_busy: Vec<(usize, usize)>,
 }
 
-/// Balancer state kept by the leader across ticks (round-robin cursor,
-/// smooth-weighted counters).
+/// Why [`Planner::pick`] placed nothing.
+enum Blocked {
+    /// Every candidate is full.
+    Busy,
+    /// The task's consistent-hash owner (a worker index) is full.
+    Owner(usize),
+}
+
+/// Balancer state kept by the leader across ticks: the last worker each
+/// rotating strategy picked, and the smooth-weighted counters.
 #[derive(Debug, Default)]
 pub struct Planner {
-    cursor: usize,
+    last_round_robin: Option<String>,
+    last_tied: Option<String>,
     current: HashMap<String, i64>,
 }
 
@@ -146,9 +170,8 @@ impl Planner {
         let mut plan = Plan::default();
         let mut candidates = Vec::with_capacity(workers.len());
         for (ti, task) in tasks.iter().enumerate() {
-            if !workers.iter().any(WorkerSlot::free) {
-                break;
-            }
+            // Tasks are still classified when every worker is full, so the
+            // dispatcher can park the ones nobody will ever take.
             candidates.clear();
             candidates.extend((0..workers.len()).filter(|&w| workers[w].can_run(task)));
             if candidates.is_empty() {
@@ -156,9 +179,13 @@ impl Planner {
                 continue;
             }
             let strategy = task.balancer.unwrap_or(default);
-            if let Some(w) = self.pick(strategy, workers, &candidates, task) {
-                workers[w].held += 1;
-                plan.assign.push((ti, w));
+            match self.pick(strategy, workers, &candidates, task) {
+                Ok(w) => {
+                    workers[w].held += 1;
+                    plan.assign.push((ti, w));
+                }
+                Err(Blocked::Busy) => plan.busy.push(ti),
+                Err(Blocked::Owner(w)) => plan.owner_busy.push((ti, w)),
             }
         }
         plan
@@ -170,12 +197,7 @@ impl Planner {
         workers: &[WorkerSlot],
         candidates: &[usize],
         task: &PendingTask,
-    ) -> Option<usize> {
-        let free: Vec<usize> = candidates
-            .iter()
-            .copied()
-            .filter(|&w| workers[w].free())
-            .collect();
+    ) -> std::result::Result<usize, Blocked> {
         if strategy == Balancer::ConsistentHash {
             let key = if task.route_key.is_empty() {
                 &task.id
@@ -184,24 +206,33 @@ impl Planner {
             };
             let best = *candidates
                 .iter()
-                .max_by_key(|&&w| rendezvous(key, &workers[w].id))?;
-            return workers[best].free().then_some(best);
+                .max_by_key(|&&w| rendezvous(key, &workers[w].id))
+                .ok_or(Blocked::Busy)?;
+            return if workers[best].free() {
+                Ok(best)
+            } else {
+                Err(Blocked::Owner(best))
+            };
         }
+        let free: Vec<usize> = candidates
+            .iter()
+            .copied()
+            .filter(|&w| workers[w].free())
+            .collect();
         if free.is_empty() {
-            return None;
+            return Err(Blocked::Busy);
         }
-        self.cursor = self.cursor.wrapping_add(1);
-        Some(match strategy {
+        Ok(match strategy {
             Balancer::LeastTasks => {
                 // Fewest held; ties rotate so equal workers share the load.
-                let least = free.iter().map(|&w| workers[w].held).min()?;
+                let least = free.iter().map(|&w| workers[w].held).min().unwrap_or(0);
                 let tied: Vec<usize> = free
                     .into_iter()
                     .filter(|&w| workers[w].held == least)
                     .collect();
-                tied[self.cursor % tied.len()]
+                next_after(&mut self.last_tied, workers, &tied)
             }
-            Balancer::RoundRobin => free[self.cursor % free.len()],
+            Balancer::RoundRobin => next_after(&mut self.last_round_robin, workers, &free),
             Balancer::Random => {
                 free[(crate::random_unit() * free.len() as f64) as usize % free.len()]
             }
@@ -211,8 +242,14 @@ impl Planner {
                     *self.current.entry(workers[w].id.clone()).or_default() +=
                         workers[w].weight as i64;
                 }
-                let best = *free.iter().max_by_key(|&&w| self.current[&workers[w].id])?;
-                *self.current.get_mut(&workers[best].id)? -= total;
+                let best = free
+                    .iter()
+                    .copied()
+                    .max_by_key(|&w| self.current[&workers[w].id])
+                    .unwrap_or(free[0]);
+                if let Some(c) = self.current.get_mut(&workers[best].id) {
+                    *c -= total;
+                }
                 best
             }
             Balancer::ConsistentHash => unreachable!("handled above"),
@@ -220,12 +257,48 @@ impl Planner {
     }
 }
 
+/// The worker among `among` (non-empty) whose id comes next after `last` in
+/// id order, wrapping around; records it in `last`. Keyed by id rather than
+/// by position so that the order of `workers` and changes to the set (a
+/// worker joining, leaving or full) never make the turn repeat or jump.
+fn next_after(last: &mut Option<String>, workers: &[WorkerSlot], among: &[usize]) -> usize {
+    let id = |w: &usize| workers[*w].id.as_str();
+    let after = last.as_deref().and_then(|l| {
+        among
+            .iter()
+            .filter(|w| id(w) > l)
+            .min_by(|a, b| id(a).cmp(id(b)))
+    });
+    let pick = *after
+        .or_else(|| among.iter().min_by(|a, b| id(a).cmp(id(b))))
+        .expect("at least one worker to choose from");
+    *last = Some(workers[pick].id.clone());
+    pick
+}
+
 fn unroutable_reason(task: &PendingTask) -> String {
+    format!("no live worker offers {}", what_it_needs(task))
+}
+
+/// The wait reason of a task in [`Plan::busy`].
+pub fn busy_reason(task: &PendingTask) -> String {
+    format!(
+        "every live worker that offers {} is full",
+        what_it_needs(task)
+    )
+}
+
+/// The wait reason of a task in [`Plan::owner_busy`] owned by `worker`.
+pub fn owner_busy_reason(worker: &str) -> String {
+    format!("its consistent-hash owner, worker `{worker}`, is full")
+}
+
+fn what_it_needs(task: &PendingTask) -> String {
     if task.tags.is_empty() {
-        format!("no live worker offers executor `{}`", task.executor)
+        format!("executor `{}`", task.executor)
     } else {
         format!(
-            "no live worker offers executor `{}` with tags {}",
+            "executor `{}` with tags {}",
             task.executor,
             task.tags.join(",")
         )
@@ -317,6 +390,65 @@ mod tests {
         assert_eq!(counts(&plan, 3), [3, 3, 3]);
     }
 
+    fn ids(plan: &Plan, ws: &[WorkerSlot]) -> Vec<String> {
+        plan.assign.iter().map(|&(_, w)| ws[w].id.clone()).collect()
+    }
+
+    #[test]
+    fn round_robin_follows_id_order_across_ticks_whatever_the_listing_order() {
+        // The registry lists workers by heartbeat time, so each tick may see
+        // them in another order; one task per tick must still go around.
+        let mut planner = Planner::default();
+        let listings = [["c", "a", "b"], ["b", "c", "a"], ["a", "b", "c"]];
+        let mut order = Vec::new();
+        for round in 0..9 {
+            let mut ws: Vec<WorkerSlot> = listings[round % 3]
+                .iter()
+                .map(|id| worker(id, 100, 1))
+                .collect();
+            let plan = planner.plan(Balancer::RoundRobin, &mut ws, &tasks(1));
+            order.extend(ids(&plan, &ws));
+        }
+        assert_eq!(order, ["a", "b", "c", "a", "b", "c", "a", "b", "c"]);
+    }
+
+    #[test]
+    fn round_robin_keeps_its_turn_when_workers_join_leave_or_fill_up() {
+        let mut planner = Planner::default();
+        let mut ws = vec![worker("a", 100, 1), worker("b", 100, 1)];
+        let plan = planner.plan(Balancer::RoundRobin, &mut ws, &tasks(1));
+        assert_eq!(ids(&plan, &ws), ["a"]);
+        // c joins: the turn goes on from a, to b, then c.
+        ws.push(worker("c", 100, 1));
+        let plan = planner.plan(Balancer::RoundRobin, &mut ws, &tasks(3));
+        assert_eq!(ids(&plan, &ws), ["b", "c", "a"]);
+        // b is full: skipped, without a second turn for anyone.
+        ws[1].held = ws[1].capacity;
+        let plan = planner.plan(Balancer::RoundRobin, &mut ws, &tasks(4));
+        assert_eq!(ids(&plan, &ws), ["c", "a", "c", "a"]);
+        // a leaves: after a comes c again (b still full).
+        ws.remove(0);
+        let plan = planner.plan(Balancer::RoundRobin, &mut ws, &tasks(1));
+        assert_eq!(ids(&plan, &ws), ["c"]);
+    }
+
+    #[test]
+    fn tasks_that_cannot_be_placed_are_classified_even_when_all_are_full() {
+        let mut ws = vec![worker("a", 1, 1), worker("b", 1, 1)];
+        ws[0].held = 1;
+        ws[1].held = 1;
+        let mut t = tasks(3);
+        t[0].executor = "nobody".into();
+        t[2].balancer = Some(Balancer::ConsistentHash);
+        let plan = Planner::default().plan(Balancer::LeastTasks, &mut ws, &t);
+        assert!(plan.assign.is_empty());
+        assert_eq!(plan.unroutable.len(), 1);
+        assert_eq!(plan.unroutable[0].0, 0);
+        assert_eq!(plan.busy, [1]);
+        assert_eq!(plan.owner_busy.len(), 1);
+        assert_eq!(plan.owner_busy[0].0, 2);
+    }
+
     #[test]
     fn weighted_follows_weights() {
         let mut ws = vec![worker("a", 10_000, 1), worker("b", 10_000, 3)];
@@ -378,6 +510,7 @@ mod tests {
             1,
             "the second task with the same key waits"
         );
+        assert_eq!(plan.owner_busy, [(1, plan.assign[0].1)], "for its owner");
     }
 
     #[test]

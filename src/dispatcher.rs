@@ -3,21 +3,44 @@
 //!
 //! A tick is two fenced scripts around a pure planning step:
 //! `DISPATCH_READ` promotes due delayed tasks to `pending` and returns the
-//! live workers and the head of `pending`; the [`Planner`] assigns tasks to
-//! workers; `DISPATCH_COMMIT` moves them onto the workers' queues,
-//! re-checking each assignment. A tick dispatches up to `BATCH` tasks in two
-//! round trips.
+//! live workers, the head of `pending` and the heads of the parks (below);
+//! the [`Planner`] assigns tasks to workers in score order (priority, then
+//! first in); `DISPATCH_COMMIT` moves them onto the workers' queues,
+//! re-checking each assignment, and parks what could not be placed. A tick
+//! dispatches up to `BATCH` tasks in two round trips.
+//!
+//! **Parks** keep tasks that cannot be placed out of the scan of `pending`,
+//! so a backlog nobody can take never hides runnable tasks behind it and
+//! costs nothing per tick (asynq and Sidekiq get this from per-queue lists
+//! that workers pull; here the leader pushes, so it keeps the lists):
+//!
+//! - a task no live worker can run (unknown executor, missing tags) goes to
+//!   the park of its executor and tag set at once;
+//! - a task whose capable workers are all full (or, for `consistent-hash`,
+//!   whose owner is full) is parked, in its executor's park or in its
+//!   owner's, only when it is in the way: the read filled a whole batch
+//!   from `pending` and some worker still has a free slot. Otherwise it
+//!   just waits in `pending`, as it would anyway.
+//!
+//! The read script returns a park's head only as far as the workers able to
+//! take its tasks have free slots, merged with `pending` by score, so a
+//! parked task runs as soon as a capable worker joins or frees a slot, in
+//! priority order with everything else. Owners' parks are put back into
+//! `pending` (bounded per tick) whenever the set of live workers changes or
+//! a new term starts, since keys may then have a new owner.
+
+use std::collections::{BTreeMap, HashMap};
 
 use std::time::Duration;
 
-use crate::balancer::{Balancer, PendingTask, Planner, WorkerSlot};
+use crate::balancer::{self, Balancer, PendingTask, Planner, WorkerSlot};
 use crate::error::Result;
 use crate::model::node::NodeInfo;
 use crate::store::{Conn, Fence, Store, scripts};
 
-/// Most tasks planned per tick.
+/// Most tasks planned per tick from `pending` (and, apart, from parks).
 pub const BATCH: usize = 512;
-/// Most delayed tasks promoted per tick.
+/// Most delayed tasks promoted per tick, and most parked tasks put back.
 const PROMOTE: usize = 1000;
 /// Added to a task's timeout for its `running` deadline, so the worker's
 /// own timeout always fires before the leader's recoverer steps in.
@@ -28,14 +51,25 @@ pub struct Dispatcher {
     store: Store,
     balancer: Balancer,
     planner: Planner,
+    /// The epoch of the term the fields below belong to.
+    epoch: Option<u64>,
+    /// The live workers the last tick saw, with what they can run
+    /// (`None`: no tick yet in this term).
+    members: Option<Vec<String>>,
+    /// Owners' parks being put back into `pending` → the score to resume
+    /// from (`-inf` or `(score`, exclusive).
+    put_back: BTreeMap<String, String>,
 }
 
 /// What one tick saw and did.
 pub struct Tick {
     /// Tasks moved onto worker queues.
     pub dispatched: usize,
-    /// Pending tasks looked at (`BATCH` means there may be more).
+    /// Tasks read from `pending` and parks.
     pub read: usize,
+    /// True when the tick made progress and left work that the next tick
+    /// can do at once (a full batch, or parks still being put back).
+    pub again: bool,
     /// Redis time of the tick, ms.
     pub now_ms: i64,
     /// When the next delayed task or cron job is due, ms (-1: none).
@@ -43,7 +77,16 @@ pub struct Tick {
 }
 
 type WorkerRow = (String, String, usize, String);
-type TaskRow = (String, String, String, String, String);
+type TaskRow = (String, String, String, String, String, String, String);
+type ParkRow = (String, usize, String);
+
+/// A task read by the tick, with where it waits.
+struct Waiting {
+    task: PendingTask,
+    score: f64,
+    /// Its park, or empty when it is in `pending`.
+    park: String,
+}
 
 impl Dispatcher {
     /// A dispatcher using `balancer` for tasks that name none.
@@ -52,17 +95,27 @@ impl Dispatcher {
             store: store.clone(),
             balancer,
             planner: Planner::default(),
+            epoch: None,
+            members: None,
+            put_back: BTreeMap::new(),
         }
     }
 
     /// One dispatch tick.
     pub fn tick(&mut self, conn: &mut Conn, fence: &Fence) -> Result<Tick> {
+        if self.epoch != Some(fence.epoch) {
+            // Another leader may have parked tasks under another view of
+            // the workers meanwhile.
+            self.epoch = Some(fence.epoch);
+            self.members = None;
+        }
         let keys = &self.store.keys;
-        let (now_ms, next_due_ms, worker_rows, task_rows): (
+        let (now_ms, next_due_ms, worker_rows, task_rows, park_rows): (
             i64,
             i64,
             Vec<WorkerRow>,
             Vec<TaskRow>,
+            Vec<ParkRow>,
         ) = conn.run(|c| {
             fence
                 .invoke(&scripts::DISPATCH_READ, keys)
@@ -72,38 +125,117 @@ impl Dispatcher {
                 .key(keys.seq())
                 .key(keys.wake())
                 .key(keys.schedule())
+                .key(keys.parks())
                 .arg(keys.task_prefix())
                 .arg(keys.node_prefix())
                 .arg(keys.held_prefix())
                 .arg(BATCH)
                 .arg(PROMOTE)
+                .arg(keys.park_prefix())
                 .invoke(c)
         })?;
-        let read = task_rows.len();
         let mut workers = parse_workers(worker_rows);
-        let tasks: Vec<PendingTask> = task_rows
-            .into_iter()
-            .map(|(id, executor, tags, balancer, route_key)| PendingTask {
-                id,
-                executor,
-                tags: split_list(&tags),
-                balancer: Balancer::parse(&balancer).ok(),
-                route_key,
-            })
+        // What decides consistent-hash owners: who is live, and what each
+        // one can run.
+        let members: Vec<String> = workers
+            .iter()
+            .map(|w| format!("{}|{}|{}", w.id, w.executors.join(","), w.tags.join(",")))
             .collect();
+        if self.members.as_ref() != Some(&members) {
+            for (park, _, kind) in &park_rows {
+                if kind == "node" {
+                    self.put_back.insert(park.clone(), "-inf".into());
+                }
+            }
+            self.members = Some(members);
+        }
+        let sizes: HashMap<&str, usize> = park_rows
+            .iter()
+            .map(|(park, size, _)| (park.as_str(), *size))
+            .collect();
+        self.put_back
+            .retain(|park, _| sizes.contains_key(park.as_str()));
+
+        let mut waiting: Vec<Waiting> = task_rows
+            .into_iter()
+            .map(
+                |(id, executor, tags, balancer, route_key, score, park)| Waiting {
+                    task: PendingTask {
+                        id,
+                        executor,
+                        tags: split_list(&tags),
+                        balancer: Balancer::parse(&balancer).ok(),
+                        route_key,
+                    },
+                    score: score.parse().unwrap_or(f64::MAX),
+                    park,
+                },
+            )
+            .collect();
+        waiting.sort_by(|a, b| a.score.total_cmp(&b.score));
+        let read = waiting.len();
+        let from_pending = waiting.iter().filter(|w| w.park.is_empty()).count();
+        let from_parks = read - from_pending;
+        let tasks: Vec<PendingTask> = waiting.iter().map(|w| w.task.clone()).collect();
         let plan = self.planner.plan(self.balancer, &mut workers, &tasks);
-        if plan.assign.is_empty() && plan.unroutable.is_empty() {
+
+        // Blocked tasks are in the way only if more may wait behind them
+        // and a slot is still free for those.
+        let in_the_way = from_pending == BATCH && workers.iter().any(|w| w.held < w.capacity);
+        let mut parks: Vec<(usize, String, String)> = Vec::new();
+        // Unroutable tasks are always sent: the commit moves them to their
+        // park, or refreshes the wait reason of one already there.
+        for (t, reason) in plan.unroutable {
+            parks.push((t, keys.park_for(&tasks[t].executor, &tasks[t].tags), reason));
+        }
+        // Tasks waiting for a slot move only when in the way, or when read
+        // from a park that is no longer the right one.
+        let blocked = plan
+            .busy
+            .into_iter()
+            .map(|t| {
+                let park = keys.park_for(&tasks[t].executor, &tasks[t].tags);
+                (t, park, balancer::busy_reason(&tasks[t]))
+            })
+            .chain(plan.owner_busy.into_iter().map(|(t, w)| {
+                let owner = &workers[w].id;
+                (
+                    t,
+                    keys.park_for_node(owner),
+                    balancer::owner_busy_reason(owner),
+                )
+            }));
+        for (t, park, reason) in blocked {
+            let from = &waiting[t].park;
+            if (from.is_empty() && in_the_way) || (!from.is_empty() && *from != park) {
+                parks.push((t, park, reason));
+            }
+        }
+        let mut put_back = Vec::new();
+        let mut budget = PROMOTE;
+        for (park, from) in &self.put_back {
+            if budget == 0 {
+                break;
+            }
+            let most = budget.min(sizes[park.as_str()].max(1));
+            put_back.push((park.clone(), from.clone(), most));
+            budget -= most;
+        }
+
+        if plan.assign.is_empty() && parks.is_empty() && put_back.is_empty() {
             return Ok(Tick {
                 dispatched: 0,
                 read,
+                again: false,
                 now_ms,
                 next_due_ms,
             });
         }
-        let dispatched: usize = conn.run(|c| {
+        let (dispatched, parked, moved): (usize, usize, Vec<(usize, String)>) = conn.run(|c| {
             let mut inv = fence.invoke(&scripts::DISPATCH_COMMIT, keys);
             inv.key(keys.pending())
                 .key(keys.running())
+                .key(keys.parks())
                 .arg(keys.task_prefix())
                 .arg(keys.node_prefix())
                 .arg(keys.held_prefix())
@@ -115,17 +247,35 @@ impl Dispatcher {
                     .arg(&workers[w].id)
                     .arg(workers[w].capacity);
             }
-            for (t, reason) in &plan.unroutable {
-                inv.arg(&tasks[*t].id).arg(reason);
+            inv.arg(parks.len());
+            for (t, park, reason) in &parks {
+                inv.arg(&tasks[*t].id).arg(park).arg(reason);
+            }
+            for (park, from, most) in &put_back {
+                inv.arg(park).arg(from).arg(*most);
             }
             inv.invoke(c)
         })?;
-        if dispatched > 0 {
-            log::debug!("scheduler: dispatched {dispatched} of {read} pending");
+        let mut returned = 0;
+        for ((park, _, most), (count, last)) in put_back.iter().zip(moved) {
+            returned += count;
+            if count < *most || last.is_empty() {
+                self.put_back.remove(park);
+            } else {
+                self.put_back.insert(park.clone(), format!("({last}"));
+            }
         }
+        if dispatched + parked + returned > 0 {
+            log::debug!(
+                "scheduler: dispatched {dispatched}, parked {parked}, put back {returned} \
+                 of {read} read"
+            );
+        }
+        let progress = dispatched + parked + returned > 0;
         Ok(Tick {
             dispatched,
             read,
+            again: progress && (from_pending == BATCH || from_parks == BATCH || returned > 0),
             now_ms,
             next_due_ms,
         })
@@ -139,9 +289,12 @@ fn split_list(text: &str) -> Vec<String> {
         .collect()
 }
 
-/// Live, non-draining workers with a capacity, from the read script's rows.
+/// Live, non-draining workers with a capacity, from the read script's rows,
+/// sorted by id so that every tick sees them in the same order whatever
+/// order the registry lists them in.
 fn parse_workers(rows: Vec<WorkerRow>) -> Vec<WorkerSlot> {
-    rows.into_iter()
+    let mut workers: Vec<WorkerSlot> = rows
+        .into_iter()
         .filter(|(_, _, _, draining)| draining != "1")
         .filter_map(|(id, info, held, _)| {
             let info: NodeInfo = serde_json::from_str(&info)
@@ -156,5 +309,7 @@ fn parse_workers(rows: Vec<WorkerRow>) -> Vec<WorkerSlot> {
                 tags: info.tags,
             })
         })
-        .collect()
+        .collect();
+    workers.sort_by(|a, b| a.id.cmp(&b.id));
+    workers
 }

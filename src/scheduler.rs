@@ -19,7 +19,7 @@ use crossbeam_channel::{Receiver, Sender};
 use crate::client::Client;
 use crate::component::{Component, StopSignal};
 use crate::config::Config;
-use crate::dispatcher::{BATCH, Dispatcher};
+use crate::dispatcher::Dispatcher;
 use crate::error::{Error, Result};
 use crate::firing::{DUE_BATCH, Firer};
 use crate::leader::{Lease, wake_control};
@@ -117,7 +117,7 @@ impl Scheduler {
         }
         let fired = self.firer.fire_due(conn, fence)?;
         let tick = self.dispatcher.tick(conn, fence)?;
-        if fired.due == DUE_BATCH || (tick.dispatched > 0 && tick.read == BATCH) {
+        if fired.due == DUE_BATCH || tick.again {
             return Ok(None);
         }
         if tick.next_due_ms < 0 {

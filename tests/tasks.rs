@@ -625,6 +625,94 @@ fn a_backlog_of_unroutable_tasks_does_not_block_routable_ones() {
     });
 }
 
+/// An in-process node whose `work` executor (and `x`, when `with_x`) first
+/// waits until `gate` is open.
+fn gated_node(url: &str, ns: &str, id: &str, with_x: bool, gate: Arc<AtomicBool>) -> NodeHandle {
+    let mut config = fast_config(url, ns, id);
+    config.capacity = 4;
+    let wait = move |_ctx: &mut distsched::TaskContext| {
+        let until = Instant::now() + Duration::from_secs(30);
+        while !gate.load(Ordering::SeqCst) && Instant::now() < until {
+            thread::sleep(Duration::from_millis(2));
+        }
+        Ok(Value::Null)
+    };
+    let mut builder = Node::builder(config).function("work", wait.clone());
+    if with_x {
+        builder = builder.function("x", wait);
+    }
+    builder.start().expect("start node")
+}
+
+/// Test 4 (continued): tasks waiting for a slot on a full worker must not
+/// hold up the others either. Worker `busy` (capacity 4, its tasks held
+/// until the test opens the gate) alone offers `x`; both offer `work`. 600
+/// `x` tasks, then 600 consistent-hash `work` tasks whose key `busy` owns,
+/// then 5 plain `work` tasks: the 5 run at once on `idle`. Once the gate
+/// opens, the 1,200 run on `busy`, dispatched in submission order.
+#[test]
+fn a_backlog_waiting_for_a_full_worker_does_not_block_tasks_others_can_run() {
+    let redis = RedisServer::start();
+    let url = redis.url();
+    let ns = unique_ns("busy-backlog");
+    let gate = Arc::new(AtomicBool::new(false));
+    let busy = gated_node(&url, &ns, "busy", true, gate.clone());
+    let idle = gated_node(&url, &ns, "idle", false, Arc::new(AtomicBool::new(true)));
+    wait_for_cluster(&url, &ns, &["busy", "idle"], WAIT);
+    let mut client = client(&url, &ns);
+    let mut probe = Probe::new(&url, &ns);
+
+    let key = (0..)
+        .map(|i| format!("key-{i}"))
+        .find(|k| {
+            distsched::balancer::rendezvous(k, "busy") > distsched::balancer::rendezvous(k, "idle")
+        })
+        .expect("a key owned by busy");
+    let mut backlog: Vec<TaskSpec> = (0..600).map(|i| once("x", json!(i))).collect();
+    backlog.extend((0..600).map(|i| {
+        let mut s = once("work", json!(i));
+        s.balancer = Some(distsched::Balancer::ConsistentHash);
+        s.route_key = Some(key.clone());
+        s
+    }));
+    let backlog = ids_of(&client.submit_many(&backlog).expect("submit_many"));
+    let others: Vec<TaskSpec> = (0..5).map(|i| once("work", json!(i))).collect();
+    let others = ids_of(&client.submit_many(&others).expect("submit_many"));
+
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut statuses = probe.statuses(&others);
+    while Instant::now() < deadline && statuses.iter().any(|s| s.as_deref() != Some("success")) {
+        thread::sleep(POLL);
+        statuses = probe.statuses(&others);
+    }
+    assert!(
+        statuses.iter().all(|s| s.as_deref() == Some("success")),
+        "5 tasks behind 1,200 waiting for the full worker never ran on the idle one \
+         (statuses {statuses:?}; pending {}; busy holds {})",
+        probe.pending(),
+        probe.held("busy")
+    );
+    let waiting = client.task(&backlog[1199]).expect("last of the backlog");
+    assert_eq!(waiting.status, Status::Pending, "{waiting:?}");
+
+    gate.store(true, Ordering::SeqCst);
+    let tasks = wait_ended(&mut client, &mut probe, &backlog, WAIT);
+    let mut last = 0;
+    for (i, t) in tasks.iter().enumerate() {
+        assert_eq!(t.status, Status::Success, "{t:?}");
+        assert_eq!(t.worker.as_deref(), Some("busy"), "{t:?}");
+        assert_eq!(t.wait_reason, None, "reason kept after dispatch: {t:?}");
+        let at = t.dispatched_ms.expect("dispatched");
+        assert!(
+            at >= last,
+            "backlog task #{i} was dispatched at {at}, before the one submitted before it ({last})"
+        );
+        last = at;
+    }
+    busy.shutdown();
+    idle.shutdown();
+}
+
 /// Writes `text` to `name` in `dir` and returns its path as text.
 fn write_file(dir: &TempDir, name: &str, text: &str) -> String {
     let path = dir.join(name);

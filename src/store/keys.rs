@@ -108,6 +108,36 @@ impl Keys {
         self.key("pending")
     }
 
+    /// ZSET: pending tasks parked out of the dispatcher's scan because no
+    /// live worker can take them now (same scores as `pending`). One per
+    /// executor and tag set (`park:exec:{executor}|{tag,tag}`, tags sorted):
+    /// no capable worker, or all of them full. The dispatcher reads a park
+    /// only as far as its capable workers have free slots.
+    pub fn park_for(&self, executor: &str, tags: &[String]) -> String {
+        let mut tags: Vec<&str> = tags.iter().map(String::as_str).collect();
+        tags.sort_unstable();
+        tags.dedup();
+        format!("{}exec:{executor}|{}", self.park_prefix(), tags.join(","))
+    }
+
+    /// ZSET: `consistent-hash` tasks parked while their owner is full
+    /// (`park:node:{id}`); read as far as that worker has free slots.
+    pub fn park_for_node(&self, node: &str) -> String {
+        format!("{}node:{node}", self.park_prefix())
+    }
+
+    /// Prefix of parks; the read script decodes what a park waits for from
+    /// the rest of its key.
+    pub fn park_prefix(&self) -> String {
+        self.key("park:")
+    }
+
+    /// SET: every park key that may hold tasks (emptied ones are dropped
+    /// lazily by the dispatcher).
+    pub fn parks(&self) -> String {
+        self.key("parks")
+    }
+
     /// ZSET: tasks waiting for a time (delay, `--at`, retry backoff) → ready ms.
     pub fn delayed(&self) -> String {
         self.key("delayed")

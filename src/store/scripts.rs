@@ -46,11 +46,13 @@ pub static RECOVER_TICK: LazyLock<Script> =
 /// Create a task.
 pub static SUBMIT: LazyLock<Script> = LazyLock::new(|| plain(include_str!("lua/submit.lua")));
 
-/// Fenced: promote due delayed tasks; read workers and the pending head.
+/// Fenced: promote due delayed tasks; read workers, the pending head and
+/// the heads of the parks that workers have free slots for.
 pub static DISPATCH_READ: LazyLock<Script> =
     LazyLock::new(|| fenced(include_str!("lua/dispatch_read.lua")));
 
-/// Fenced: move assigned tasks onto worker queues.
+/// Fenced: move assigned tasks onto worker queues, park tasks that cannot
+/// be placed, put parks back into pending.
 pub static DISPATCH_COMMIT: LazyLock<Script> =
     LazyLock::new(|| fenced(include_str!("lua/dispatch_commit.lua")));
 

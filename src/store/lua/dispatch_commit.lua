@@ -1,40 +1,93 @@
 -- Scheduler tick, write half (fenced; prelude first): move the balancer's
--- assignments from pending onto worker queues, re-checking everything the
--- read half saw (the task may be cancelled, the worker dead, draining or
--- full by now).
--- KEYS[4] pending, KEYS[5] running
+-- assignments onto worker queues, park what cannot be placed, and put
+-- parked tasks back into pending when asked, re-checking everything the
+-- read half saw (the task may be cancelled or moved, the worker dead,
+-- draining or full by now).
+-- A waiting task is in `pending` or in exactly one park; its `parked` field
+-- names the park (unset in pending).
+-- KEYS[4] pending, KEYS[5] running, KEYS[6] parks index
 -- ARGV[3] task prefix, ARGV[4] node prefix, ARGV[5] held prefix,
 -- ARGV[6] queue prefix, ARGV[7] dispatch grace ms, ARGV[8] n assignments,
--- then n × (task id, worker id, worker capacity), then (task id, wait reason)
--- pairs for tasks no worker can take.
--- Returns the number of tasks dispatched.
+-- then n × (task id, worker id, worker capacity), then m, then m × (task id,
+-- park key, wait reason), then (park key, lowest score to put back ('-inf'
+-- or '(score'), most tasks to put back) triples: parks whose tasks go back
+-- to pending to be placed afresh.
+-- Returns {dispatched, parked, {tasks put back, score of the last one or
+-- ''} per park put back}.
 local now = now_ms()
 local n = tonumber(ARGV[8])
-local sent = 0
+local sent, parked = 0, 0
+
+-- Where a waiting task is ('pending' or its park), or nil if it is not
+-- waiting there (dispatched, cancelled, gone).
+local function waiting_in(id, key)
+  local from = redis.call('HGET', key, 'parked') or KEYS[4]
+  if redis.call('ZSCORE', from, id) then return from end
+  return nil
+end
+
 for i = 0, n - 1 do
   local id, w, cap = ARGV[9 + i * 3], ARGV[10 + i * 3], tonumber(ARGV[11 + i * 3])
   local node = ARGV[4] .. w
   local held = ARGV[5] .. w
-  if redis.call('ZSCORE', KEYS[4], id)
+  local key = ARGV[3] .. id
+  local from = waiting_in(id, key)
+  if from
       and redis.call('EXISTS', node) == 1
       and redis.call('HGET', node, 'draining') ~= '1'
       and redis.call('SCARD', held) < cap then
-    local key = ARGV[3] .. id
-    redis.call('ZREM', KEYS[4], id)
+    redis.call('ZREM', from, id)
     local attempt = redis.call('HINCRBY', key, 'attempt', 1)
     local timeout = tonumber(redis.call('HGET', key, 'timeout_ms') or 300000)
     redis.call('HSET', key, 'worker', w, 'dispatched_ms', now)
-    redis.call('HDEL', key, 'wait_reason')
+    redis.call('HDEL', key, 'wait_reason', 'parked')
     redis.call('ZADD', KEYS[5], now + timeout + tonumber(ARGV[7]), id)
     redis.call('SADD', held, id)
     redis.call('LPUSH', ARGV[6] .. w, id .. '|' .. attempt)
     sent = sent + 1
   end
 end
-for i = 9 + n * 3, #ARGV, 2 do
-  local key = ARGV[3] .. ARGV[i]
-  if redis.call('HGET', key, 'wait_reason') ~= ARGV[i + 1] and redis.call('EXISTS', key) == 1 then
-    redis.call('HSET', key, 'wait_reason', ARGV[i + 1])
+
+local i = 9 + n * 3
+local m = tonumber(ARGV[i])
+i = i + 1
+for _ = 1, m do
+  local id, park, reason = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+  i = i + 3
+  local key = ARGV[3] .. id
+  local from = waiting_in(id, key)
+  if from then
+    if from ~= park then
+      local score = redis.call('ZSCORE', from, id)
+      redis.call('ZREM', from, id)
+      redis.call('ZADD', park, score, id)
+      redis.call('SADD', KEYS[6], park)
+      redis.call('HSET', key, 'parked', park)
+      parked = parked + 1
+    end
+    if redis.call('HGET', key, 'wait_reason') ~= reason then
+      redis.call('HSET', key, 'wait_reason', reason)
+    end
   end
 end
-return sent
+
+-- Put back, in score order from a cursor, so that a task re-parked while
+-- its park is being put back is not put back again.
+local moved = {}
+while i <= #ARGV do
+  local park, from, most = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])
+  i = i + 3
+  local head = redis.call('ZRANGEBYSCORE', park, from, '+inf', 'WITHSCORES', 'LIMIT', 0, most)
+  for j = 1, #head, 2 do
+    local id = head[j]
+    local key = ARGV[3] .. id
+    redis.call('ZREM', park, id)
+    if redis.call('HGET', key, 'parked') == park then
+      redis.call('ZADD', KEYS[4], head[j + 1], id)
+      redis.call('HDEL', key, 'parked', 'wait_reason')
+    end
+  end
+  if redis.call('ZCARD', park) == 0 then redis.call('SREM', KEYS[6], park) end
+  moved[#moved + 1] = {#head / 2, head[#head] or ''}
+end
+return {sent, parked, moved}

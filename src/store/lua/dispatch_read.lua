@@ -1,11 +1,15 @@
 -- Scheduler tick, read half (fenced; prelude first): promote due delayed
--- tasks to pending, then return what the balancer needs.
+-- tasks to pending, then return what the balancer needs: the live workers,
+-- the head of `pending`, and the head of every park as far as the workers
+-- that could take its tasks have free slots.
 -- KEYS[4] delayed, KEYS[5] pending, KEYS[6] nodes, KEYS[7] seq, KEYS[8] wake,
--- KEYS[9] schedule
+-- KEYS[9] schedule, KEYS[10] parks index
 -- ARGV[3] task prefix, ARGV[4] node prefix, ARGV[5] held prefix,
--- ARGV[6] most pending tasks to return, ARGV[7] most delayed tasks to promote
--- Returns {now, next delayed task or cron job ms or -1, {id, info, held, draining}..., {id,
--- executor, tags, balancer, route key}...}.
+-- ARGV[6] most tasks to return from pending (and, apart, from parks),
+-- ARGV[7] most delayed tasks to promote, ARGV[8] park prefix
+-- Returns {now, next delayed task or cron job ms or -1,
+-- {id, info, held, draining}..., {id, executor, tags, balancer, route key,
+-- score, park key or '' for pending}..., {park key, size, kind}...}.
 local now = now_ms()
 -- Wake-ups queued so far are answered by this tick.
 redis.call('DEL', KEYS[8])
@@ -27,15 +31,83 @@ for _, id in ipairs(redis.call('ZRANGE', KEYS[6], 0, -1)) do
   end
 end
 local tasks = {}
-for _, id in ipairs(redis.call('ZRANGE', KEYS[5], 0, tonumber(ARGV[6]) - 1)) do
-  local f = redis.call('HMGET', ARGV[3] .. id, 'executor', 'tags', 'balancer', 'route_key')
-  if f[1] then
-    tasks[#tasks + 1] = {id, f[1], f[2] or '', f[3] or '', f[4] or ''}
-  else
-    -- The record is gone (expired or deleted by hand): drop the orphan.
-    redis.call('ZREM', KEYS[5], id)
+-- Reads up to `n` tasks of ZSET `from` (`source` is '' for pending, else
+-- the park key), dropping orphans whose record is gone (expired or
+-- deleted by hand).
+local function read_head(from, n, source)
+  local head = redis.call('ZRANGE', from, 0, n - 1, 'WITHSCORES')
+  for i = 1, #head, 2 do
+    local id = head[i]
+    local f = redis.call('HMGET', ARGV[3] .. id, 'executor', 'tags', 'balancer', 'route_key')
+    if f[1] then
+      tasks[#tasks + 1] = {id, f[1], f[2] or '', f[3] or '', f[4] or '', head[i + 1], source}
+    else
+      redis.call('ZREM', from, id)
+    end
   end
 end
+local batch = tonumber(ARGV[6])
+read_head(KEYS[5], batch, '')
+
+-- Parks: a park is read only as far as the live workers able to take its
+-- tasks have free slots, so a backlog nobody can take costs one ZCARD per
+-- tick. Capability is the balancer's rule (offers the executor, carries
+-- every tag, not draining, capacity above 0); the balancer re-checks it.
+local park_keys = redis.call('SMEMBERS', KEYS[10])
+local parks = {}
+if #park_keys > 0 then
+  local live = {}
+  for _, w in ipairs(workers) do
+    local ok, info = pcall(cjson.decode, w[2])
+    if ok and type(info) == 'table' and w[4] ~= '1' then
+      local cap = tonumber(info.capacity) or 0
+      if cap > 0 then
+        local offers, carries = {}, {}
+        for _, e in ipairs(info.executors or {}) do offers[e] = true end
+        for _, t in ipairs(info.tags or {}) do carries[t] = true end
+        local free = cap - w[3]
+        if free < 0 then free = 0 end
+        live[#live + 1] = {id = w[1], free = free, offers = offers, carries = carries}
+      end
+    end
+  end
+  local left = batch
+  for _, park in ipairs(park_keys) do
+    local size = redis.call('ZCARD', park)
+    if size == 0 then
+      redis.call('SREM', KEYS[10], park)
+    else
+      local name = string.sub(park, #ARGV[8] + 1)
+      local node = string.match(name, '^node:(.*)$')
+      local slots, kind = 0, 'node'
+      if node then
+        for _, w in ipairs(live) do
+          if w.id == node then slots = w.free end
+        end
+      else
+        kind = 'exec'
+        local executor, tags = string.match(name, '^exec:([^|]*)|(.*)$')
+        for _, w in ipairs(live) do
+          local able = executor ~= nil and w.offers[executor] == true
+          if able then
+            for t in string.gmatch(tags, '[^,]+') do
+              if not w.carries[t] then able = false end
+            end
+          end
+          if able then slots = slots + w.free end
+        end
+      end
+      if slots > size then slots = size end
+      if slots > left then slots = left end
+      if slots > 0 then
+        read_head(park, slots, park)
+        left = left - slots
+      end
+      parks[#parks + 1] = {park, size, kind}
+    end
+  end
+end
+
 local next_due = -1
 for _, key in ipairs({KEYS[4], KEYS[9]}) do
   local head = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
@@ -43,4 +115,4 @@ for _, key in ipairs({KEYS[4], KEYS[9]}) do
     next_due = tonumber(head[2])
   end
 end
-return {now, next_due, workers, tasks}
+return {now, next_due, workers, tasks, parks}

@@ -64,20 +64,26 @@ local function fail_attempt(key, id, delayed_key, now, err, rnd)
 end
 
 -- Cancels task `id` wherever it is; returns its status before ('' if none).
--- Pending or delayed: ended at once. Queued on a worker but not started:
+-- Pending (in `pending` or parked: its `parked` field names the park) or
+-- delayed: ended at once. (The park key in the record was built by the
+-- key module, so it carries the namespace's hash tag too.) Queued on a worker but not started:
 -- ended at once, the queue item goes stale and the slot is freed. Running:
 -- ended, and its worker is told on its cancel list; the worker's report
 -- then frees the slot.
 -- k: {task, pending, delayed, running, log, done}; p: {held prefix,
 -- control prefix}; retention ms; log cap; why (for the log).
 local function cancel_task(id, k, p, retention, cap, why)
-  local f = redis.call('HMGET', k.task, 'status', 'worker', 'attempt')
+  local f = redis.call('HMGET', k.task, 'status', 'worker', 'attempt', 'parked')
   local status = f[1]
   if not status then return '' end
   if status == 'success' or status == 'failed' or status == 'cancelled' then
     return status
   end
   redis.call('ZREM', k.pending, id)
+  if f[4] then
+    redis.call('ZREM', f[4], id)
+    redis.call('HDEL', k.task, 'parked', 'wait_reason')
+  end
   redis.call('ZREM', k.delayed, id)
   redis.call('ZREM', k.running, id)
   if status == 'pending' and f[2] then

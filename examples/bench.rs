@@ -17,7 +17,8 @@
 //!   `submit_rate_tasks_per_s` (driver clock).
 //! - `drain`: decides "done" in two steps. While running it only polls
 //!   three counters in one pipelined round trip every `--poll` (20 ms):
-//!   `ZCARD` of `{ns}:pending`, `{ns}:delayed` (retries) and `{ns}:running`
+//!   `ZCARD` of `{ns}:pending` (and of every park in `{ns}:parks`),
+//!   `{ns}:delayed` (retries) and `{ns}:running`
 //!   (dispatched, queued on a worker or running). A task leaves the last of
 //!   them in the same script call that ends it, so when all three are 0 and
 //!   the `{ns}:tasks` index holds at least N ids, no task can still run.
@@ -204,6 +205,18 @@ fn drain(args: &Args) -> BoxResult<()> {
             .zcard(keys.running())
             .zcard(keys.tasks())
             .query(&mut con)?;
+        // Tasks submitted before any worker could take them wait in a park.
+        let parks: Vec<String> = redis::cmd("SMEMBERS").arg(keys.parks()).query(&mut con)?;
+        let mut pipe = redis::pipe();
+        for park in &parks {
+            pipe.zcard(park);
+        }
+        let parked: Vec<usize> = if parks.is_empty() {
+            Vec::new()
+        } else {
+            pipe.query(&mut con)?
+        };
+        let pending = pending + parked.iter().sum::<usize>();
         if pending + delayed + running == 0 && indexed >= args.count {
             break;
         }

@@ -18,8 +18,9 @@
 //!   the park of its executor and tag set at once;
 //! - a task whose capable workers are all full (or, for `consistent-hash`,
 //!   whose owner is full) is parked, in its executor's park or in its
-//!   owner's, only when it is in the way: the read filled a whole batch
-//!   from `pending` and some worker still has a free slot. Otherwise it
+//!   owner's, only when it is in the way: the read took as many tasks
+//!   from `pending` as it would (about twice the free slots, at most
+//!   `BATCH`) and some worker still has a free slot. Otherwise it
 //!   just waits in `pending`, as it would anyway.
 //!
 //! The read script returns a park's head only as far as the workers able to
@@ -110,12 +111,13 @@ impl Dispatcher {
             self.members = None;
         }
         let keys = &self.store.keys;
-        let (now_ms, next_due_ms, worker_rows, task_rows, park_rows): (
+        let (now_ms, next_due_ms, worker_rows, task_rows, park_rows, limit): (
             i64,
             i64,
             Vec<WorkerRow>,
             Vec<TaskRow>,
             Vec<ParkRow>,
+            usize,
         ) = conn.run(|c| {
             fence
                 .invoke(&scripts::DISPATCH_READ, keys)
@@ -181,7 +183,8 @@ impl Dispatcher {
 
         // Blocked tasks are in the way only if more may wait behind them
         // and a slot is still free for those.
-        let in_the_way = from_pending == BATCH && workers.iter().any(|w| w.held < w.capacity);
+        let in_the_way =
+            limit > 0 && from_pending == limit && workers.iter().any(|w| w.held < w.capacity);
         let mut parks: Vec<(usize, String, String)> = Vec::new();
         // Unroutable tasks are always sent: the commit moves them to their
         // park, or refreshes the wait reason of one already there.
@@ -275,7 +278,8 @@ impl Dispatcher {
         Ok(Tick {
             dispatched,
             read,
-            again: progress && (from_pending == BATCH || from_parks == BATCH || returned > 0),
+            again: progress
+                && ((limit > 0 && from_pending == limit) || from_parks == BATCH || returned > 0),
             now_ms,
             next_due_ms,
         })

@@ -9,7 +9,8 @@
 -- ARGV[7] most delayed tasks to promote, ARGV[8] park prefix
 -- Returns {now, next delayed task or cron job ms or -1,
 -- {id, info, held, draining}..., {id, executor, tags, balancer, route key,
--- score, park key or '' for pending}..., {park key, size, kind}...}.
+-- score, park key or '' for pending}..., {park key, size, kind}...,
+-- most tasks the read took from pending}.
 local now = now_ms()
 -- Wake-ups queued so far are answered by this tick.
 redis.call('DEL', KEYS[8])
@@ -47,30 +48,42 @@ local function read_head(from, n, source)
   end
 end
 local batch = tonumber(ARGV[6])
-read_head(KEYS[5], batch, '')
+
+-- Live, non-draining workers and their free slots. Capability is the
+-- balancer's rule (offers the executor, carries every tag, not draining,
+-- capacity above 0); the balancer re-checks it.
+local live = {}
+local total_free = 0
+for _, w in ipairs(workers) do
+  local ok, info = pcall(cjson.decode, w[2])
+  if ok and type(info) == 'table' and w[4] ~= '1' then
+    local cap = tonumber(info.capacity) or 0
+    if cap > 0 then
+      local offers, carries = {}, {}
+      for _, e in ipairs(info.executors or {}) do offers[e] = true end
+      for _, t in ipairs(info.tags or {}) do carries[t] = true end
+      local free = cap - w[3]
+      if free < 0 then free = 0 end
+      total_free = total_free + free
+      live[#live + 1] = {id = w[1], free = free, offers = offers, carries = carries}
+    end
+  end
+end
+
+-- Read from `pending` only about as many tasks as there are free slots:
+-- with a deep backlog and busy workers a tick costs a few commands, not a
+-- batch of HMGETs (the hot path of a drain). The margin lets a tick place
+-- tasks behind a few that cannot go anywhere; those get parked.
+local limit = 0
+if total_free > 0 then limit = math.min(batch, 2 * total_free + 16) end
+read_head(KEYS[5], limit, '')
 
 -- Parks: a park is read only as far as the live workers able to take its
 -- tasks have free slots, so a backlog nobody can take costs one ZCARD per
--- tick. Capability is the balancer's rule (offers the executor, carries
--- every tag, not draining, capacity above 0); the balancer re-checks it.
+-- tick.
 local park_keys = redis.call('SMEMBERS', KEYS[10])
 local parks = {}
 if #park_keys > 0 then
-  local live = {}
-  for _, w in ipairs(workers) do
-    local ok, info = pcall(cjson.decode, w[2])
-    if ok and type(info) == 'table' and w[4] ~= '1' then
-      local cap = tonumber(info.capacity) or 0
-      if cap > 0 then
-        local offers, carries = {}, {}
-        for _, e in ipairs(info.executors or {}) do offers[e] = true end
-        for _, t in ipairs(info.tags or {}) do carries[t] = true end
-        local free = cap - w[3]
-        if free < 0 then free = 0 end
-        live[#live + 1] = {id = w[1], free = free, offers = offers, carries = carries}
-      end
-    end
-  end
   local left = batch
   for _, park in ipairs(park_keys) do
     local size = redis.call('ZCARD', park)
@@ -115,4 +128,4 @@ for _, key in ipairs({KEYS[4], KEYS[9]}) do
     next_due = tonumber(head[2])
   end
 end
-return {now, next_due, workers, tasks, parks}
+return {now, next_due, workers, tasks, parks, limit}

@@ -78,7 +78,17 @@ pub struct Tick {
 }
 
 type WorkerRow = (String, String, usize, String);
-type TaskRow = (String, String, String, String, String, String, String);
+type TaskRow = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+);
 type ParkRow = (String, usize, String);
 
 /// A task read by the tick, with where it waits.
@@ -87,6 +97,10 @@ struct Waiting {
     score: f64,
     /// Its park, or empty when it is in `pending`.
     park: String,
+    /// Its timeout, ms, as stored (for its `running` deadline).
+    timeout_ms: String,
+    /// True when it has a wait reason to clear once dispatched.
+    has_reason: bool,
 }
 
 impl Dispatcher {
@@ -161,16 +175,20 @@ impl Dispatcher {
         let mut waiting: Vec<Waiting> = task_rows
             .into_iter()
             .map(
-                |(id, executor, tags, balancer, route_key, score, park)| Waiting {
-                    task: PendingTask {
-                        id,
-                        executor,
-                        tags: split_list(&tags),
-                        balancer: Balancer::parse(&balancer).ok(),
-                        route_key,
-                    },
-                    score: score.parse().unwrap_or(f64::MAX),
-                    park,
+                |(id, executor, tags, balancer, route_key, score, park, timeout_ms, reason)| {
+                    Waiting {
+                        task: PendingTask {
+                            id,
+                            executor,
+                            tags: split_list(&tags),
+                            balancer: Balancer::parse(&balancer).ok(),
+                            route_key,
+                        },
+                        score: score.parse().unwrap_or(f64::MAX),
+                        park,
+                        timeout_ms,
+                        has_reason: !reason.is_empty(),
+                    }
                 },
             )
             .collect();
@@ -248,7 +266,10 @@ impl Dispatcher {
             for &(t, w) in &plan.assign {
                 inv.arg(&tasks[t].id)
                     .arg(&workers[w].id)
-                    .arg(workers[w].capacity);
+                    .arg(workers[w].capacity)
+                    .arg(&waiting[t].park)
+                    .arg(&waiting[t].timeout_ms)
+                    .arg(if waiting[t].has_reason { "1" } else { "" });
             }
             inv.arg(parks.len());
             for (t, park, reason) in &parks {

@@ -8,7 +8,9 @@
 -- KEYS[4] pending, KEYS[5] running, KEYS[6] parks index
 -- ARGV[3] task prefix, ARGV[4] node prefix, ARGV[5] held prefix,
 -- ARGV[6] queue prefix, ARGV[7] dispatch grace ms, ARGV[8] n assignments,
--- then n × (task id, worker id, worker capacity), then m, then m × (task id,
+-- then n × (task id, worker id, worker capacity, where the read found it
+-- (park key, or '' for pending), its timeout ms, '1' if it has a wait
+-- reason), then m, then m × (task id,
 -- park key, wait reason), then (park key, lowest score to put back ('-inf'
 -- or '(score'), most tasks to put back) triples: parks whose tasks go back
 -- to pending to be placed afresh.
@@ -26,29 +28,52 @@ local function waiting_in(id, key)
   return nil
 end
 
+-- The hot path of a drain: each worker is checked once per call (alive,
+-- not draining, free slots), and a task's removal from where the read
+-- found it is the check that it still waits there (only this leader moves
+-- waiting tasks; a cancel removes them).
+local free = {}
+local items = {}
 for i = 0, n - 1 do
-  local id, w, cap = ARGV[9 + i * 3], ARGV[10 + i * 3], tonumber(ARGV[11 + i * 3])
-  local node = ARGV[4] .. w
+  local b = 9 + i * 6
+  local id, w, cap, source = ARGV[b], ARGV[b + 1], tonumber(ARGV[b + 2]), ARGV[b + 3]
   local held = ARGV[5] .. w
-  local key = ARGV[3] .. id
-  local from = waiting_in(id, key)
-  if from
-      and redis.call('EXISTS', node) == 1
-      and redis.call('HGET', node, 'draining') ~= '1'
-      and redis.call('SCARD', held) < cap then
-    redis.call('ZREM', from, id)
-    local attempt = redis.call('HINCRBY', key, 'attempt', 1)
-    local timeout = tonumber(redis.call('HGET', key, 'timeout_ms') or 300000)
-    redis.call('HSET', key, 'worker', w, 'dispatched_ms', now)
-    redis.call('HDEL', key, 'wait_reason', 'parked')
-    redis.call('ZADD', KEYS[5], now + timeout + tonumber(ARGV[7]), id)
-    redis.call('SADD', held, id)
-    redis.call('LPUSH', ARGV[6] .. w, id .. '|' .. attempt)
-    sent = sent + 1
+  if free[w] == nil then
+    local node = redis.call('HMGET', ARGV[4] .. w, 'instance', 'draining')
+    if node[1] and node[2] ~= '1' then
+      free[w] = cap - redis.call('SCARD', held)
+    else
+      free[w] = 0
+    end
+  end
+  if free[w] > 0 then
+    if source == '' then source = KEYS[4] end
+    if redis.call('ZREM', source, id) == 1 then
+      local key = ARGV[3] .. id
+      local attempt = redis.call('HINCRBY', key, 'attempt', 1)
+      redis.call('HSET', key, 'worker', w, 'dispatched_ms', now)
+      if source ~= KEYS[4] or ARGV[b + 5] == '1' then
+        redis.call('HDEL', key, 'wait_reason', 'parked')
+      end
+      redis.call('ZADD', KEYS[5], now + tonumber(ARGV[b + 4]) + tonumber(ARGV[7]), id)
+      redis.call('SADD', held, id)
+      local queue = items[w]
+      if not queue then
+        queue = {}
+        items[w] = queue
+      end
+      queue[#queue + 1] = id .. '|' .. attempt
+      free[w] = free[w] - 1
+      sent = sent + 1
+    end
   end
 end
+-- One push per worker, in assignment order (the worker pops from the right).
+for w, queue in pairs(items) do
+  redis.call('LPUSH', ARGV[6] .. w, unpack(queue))
+end
 
-local i = 9 + n * 3
+local i = 9 + n * 6
 local m = tonumber(ARGV[i])
 i = i + 1
 for _ = 1, m do

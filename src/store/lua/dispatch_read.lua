@@ -9,7 +9,8 @@
 -- ARGV[7] most delayed tasks to promote, ARGV[8] park prefix
 -- Returns {now, next delayed task or cron job ms or -1,
 -- {id, info, held, draining}..., {id, executor, tags, balancer, route key,
--- score, park key or '' for pending}..., {park key, size, kind}...,
+-- score, park key or '' for pending, timeout ms, '1' if it has a wait
+-- reason}..., {park key, size, kind}...,
 -- most tasks the read took from pending}.
 local now = now_ms()
 -- Wake-ups queued so far are answered by this tick.
@@ -39,9 +40,11 @@ local function read_head(from, n, source)
   local head = redis.call('ZRANGE', from, 0, n - 1, 'WITHSCORES')
   for i = 1, #head, 2 do
     local id = head[i]
-    local f = redis.call('HMGET', ARGV[3] .. id, 'executor', 'tags', 'balancer', 'route_key')
+    local f = redis.call('HMGET', ARGV[3] .. id, 'executor', 'tags', 'balancer', 'route_key',
+      'timeout_ms', 'wait_reason')
     if f[1] then
-      tasks[#tasks + 1] = {id, f[1], f[2] or '', f[3] or '', f[4] or '', head[i + 1], source}
+      tasks[#tasks + 1] = {id, f[1], f[2] or '', f[3] or '', f[4] or '', head[i + 1], source,
+        f[5] or '300000', f[6] and '1' or ''}
     else
       redis.call('ZREM', from, id)
     end

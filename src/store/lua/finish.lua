@@ -22,7 +22,7 @@ while i <= #ARGV do
   i = i + 7 + nlines
   local key = ARGV[2] .. id
   local logkey = ARGV[3] .. id
-  local f = redis.call('HMGET', key, 'status', 'attempt', 'worker')
+  local f = redis.call('HMGET', key, 'status', 'attempt', 'worker', 'failures', 'waited', 'started_ms')
   if f[2] ~= attempt or f[3] ~= ARGV[1] or (f[1] ~= 'running' and f[1] ~= 'cancelled') then
     rejected = rejected + 1
     if f[1] then
@@ -34,15 +34,19 @@ while i <= #ARGV do
     redis.call('SREM', KEYS[2], id)
     redis.call('ZREM', KEYS[1], id)
     append_log(logkey, lines, cap)
-    record_attempt(key, attempt, ARGV[1], outcome, err, now)
+    local afield, avalue = attempt_field(attempt, ARGV[1], f[6], outcome, err, now)
     if f[1] == 'cancelled' then
+      redis.call('HSET', key, afield, avalue)
       append_log(logkey, {tag .. 'stopped after cancel'}, cap)
     elseif outcome == 'success' then
-      redis.call('HSET', key, 'status', 'success', 'ended_ms', now, 'result', result)
-      redis.call('HDEL', key, 'error', 'next_attempt_ms')
-      end_task(key, logkey, ARGV[6] .. id, 'success', retention)
+      -- The hot path: one write for the whole outcome.
+      redis.call('HSET', key, 'status', 'success', 'ended_ms', now, 'result', result, afield, avalue)
+      if f[4] and f[4] ~= '0' then
+        redis.call('HDEL', key, 'error', 'next_attempt_ms')
+      end
+      end_task(key, logkey, ARGV[6] .. id, 'success', retention, f[5] or false)
     else
-      redis.call('HSET', key, 'result', result)
+      redis.call('HSET', key, 'result', result, afield, avalue)
       local status, delay = fail_attempt(key, id, KEYS[3], now, err, rnd)
       if status == 'retrying' then
         append_log(logkey, {tag .. outcome .. ': ' .. err .. '; retry in ' .. delay .. 'ms'}, cap)

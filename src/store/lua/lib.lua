@@ -31,10 +31,13 @@ local function wake(key)
 end
 
 -- Ends a task: keep it (and its log) for the retention, and tell a waiter.
-local function end_task(key, logkey, done_key, status, retention)
+-- `waited` is the task's `waited` field when the caller has read it
+-- (nil: read it here).
+local function end_task(key, logkey, done_key, status, retention, waited)
   redis.call('PEXPIRE', key, retention)
   redis.call('PEXPIRE', logkey, retention)
-  if redis.call('HGET', key, 'waited') == '1' then
+  if waited == nil then waited = redis.call('HGET', key, 'waited') end
+  if waited == '1' then
     redis.call('LPUSH', done_key, status)
     redis.call('PEXPIRE', done_key, 60000)
   end
@@ -99,11 +102,16 @@ local function cancel_task(id, k, p, retention, cap, why)
   return status
 end
 
--- Records how attempt `attempt` ended, in the task's own hash (field
+-- How attempt `attempt` ended, as stored in the task's own hash (field
 -- `a<attempt>`, so it expires with the task): worker, start ms, end ms,
--- outcome, message, tab-separated.
+-- outcome, message, tab-separated. Returns the field and its value.
+local function attempt_field(attempt, worker, started, outcome, message, now)
+  return 'a' .. attempt,
+    table.concat({worker or '', started or '', now, outcome, message or ''}, '\t')
+end
+
+-- Records how attempt `attempt` ended (see `attempt_field`).
 local function record_attempt(key, attempt, worker, outcome, message, now)
-  local started = redis.call('HGET', key, 'started_ms') or ''
-  redis.call('HSET', key, 'a' .. attempt,
-    table.concat({worker or '', started, now, outcome, message or ''}, '\t'))
+  local started = redis.call('HGET', key, 'started_ms')
+  redis.call('HSET', key, attempt_field(attempt, worker, started, outcome, message, now))
 end

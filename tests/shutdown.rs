@@ -1,0 +1,138 @@
+//! Graceful shutdown of a worker node under work (DESIGN §3): SIGTERM lets
+//! running tasks finish within `shutdown_grace`; tasks still running after
+//! it are stopped and handed back as a failed attempt, retried elsewhere;
+//! the node exits 0 and leaves nothing `running` and no registry entry.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use distsched::{Client, Status, TaskSpec};
+use support::{NodeProc, Probe, RedisServer, report, unique_ns, wait_for, wait_until};
+
+fn spec(retries: u32) -> TaskSpec {
+    let mut s = TaskSpec::new("work").with_retries(retries);
+    s.retry_delay = Duration::from_millis(50);
+    s.jitter = 0.0;
+    s
+}
+
+/// Submits `n` tasks and waits until all run on `worker`.
+fn running_on(c: &mut Client, n: usize, worker: &str) -> Vec<String> {
+    let ids: Vec<String> = (0..n)
+        .map(|_| c.submit(&spec(1)).expect("submit").id)
+        .collect();
+    wait_until(Duration::from_secs(10), "every task runs", || {
+        ids.iter().all(|id| {
+            let t = c.task(id).expect("task");
+            t.status == Status::Running && t.worker.as_deref() == Some(worker)
+        })
+    });
+    ids
+}
+
+#[test]
+fn sigterm_lets_running_tasks_finish_within_the_grace() {
+    let redis = RedisServer::start();
+    let (url, ns) = (redis.url(), unique_ns("grace-finish"));
+    let _leader = NodeProc::start(&url, &ns, "leader", &["--role", "scheduler"]);
+    let mut w1 = NodeProc::start(
+        &url,
+        &ns,
+        "w1",
+        &[
+            "--role",
+            "worker",
+            "--capacity",
+            "3",
+            "--shutdown-grace",
+            "20s",
+            "--exec",
+            "work=sleep 1.5",
+        ],
+    );
+    let mut c = Client::open(&url, &ns).expect("client");
+    let ids = running_on(&mut c, 3, "w1");
+
+    let stopped = Instant::now();
+    w1.sigterm();
+    let status = w1.wait_exit(Duration::from_secs(20)).expect("w1 exits");
+    let took = stopped.elapsed();
+    assert!(status.success(), "w1 exited with {status:?}\n{}", w1.log());
+    for id in &ids {
+        let t = c.task(id).expect("task");
+        assert_eq!(
+            t.status,
+            Status::Success,
+            "finished within the grace: {t:?}"
+        );
+        assert_eq!((t.attempt, t.failures), (1, 0), "{t:?}");
+    }
+    let mut probe = Probe::new(&url, &ns);
+    assert!(!probe.node_entry_exists("w1"), "w1 left a registry entry");
+    report(&format!(
+        "shutdown grace-finish: 3 running tasks finished, exit 0 after {took:?}"
+    ));
+}
+
+#[test]
+fn tasks_past_the_grace_are_handed_back_and_retried_elsewhere() {
+    let redis = RedisServer::start();
+    let (url, ns) = (redis.url(), unique_ns("grace-expire"));
+    let _leader = NodeProc::start(&url, &ns, "leader", &["--role", "scheduler"]);
+    let mut w1 = NodeProc::start(
+        &url,
+        &ns,
+        "w1",
+        &[
+            "--role",
+            "worker",
+            "--capacity",
+            "2",
+            "--shutdown-grace",
+            "500ms",
+            "--exec",
+            "work=sleep 60",
+        ],
+    );
+    let mut c = Client::open(&url, &ns).expect("client");
+    let ids = running_on(&mut c, 2, "w1");
+
+    let stopped = Instant::now();
+    w1.sigterm();
+    let status = w1.wait_exit(Duration::from_secs(15)).expect("w1 exits");
+    let took = stopped.elapsed();
+    assert!(status.success(), "w1 exited with {status:?}\n{}", w1.log());
+    // Nothing is left running for the stopped worker: each task counted a
+    // failed attempt and waits for its retry.
+    for id in &ids {
+        let t = c.task(id).expect("task");
+        assert_eq!(t.failures, 1, "handed back as a failed attempt: {t:?}");
+        assert_ne!(t.status, Status::Running, "{t:?}");
+    }
+    let mut probe = Probe::new(&url, &ns);
+    assert!(!probe.node_entry_exists("w1"), "w1 left a registry entry");
+
+    let _w2 = NodeProc::start(
+        &url,
+        &ns,
+        "w2",
+        &["--role", "worker", "--exec", "work=true"],
+    );
+    for id in &ids {
+        let t = wait_for(Duration::from_secs(10), "the retry succeeds on w2", || {
+            let t = c.task(id).expect("task");
+            (t.status == Status::Success).then_some(t)
+        });
+        assert_eq!((t.worker.as_deref(), t.attempt), (Some("w2"), 2), "{t:?}");
+        assert_eq!(
+            t.attempts.first().map(|a| a.worker.as_str()),
+            Some("w1"),
+            "{t:?}"
+        );
+    }
+    report(&format!(
+        "shutdown grace-expired: 2 tasks handed back after the 500 ms grace, exit 0 after \
+         {took:?}, retried on w2"
+    ));
+}

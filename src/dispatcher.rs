@@ -19,8 +19,8 @@
 //! - a task whose capable workers are all full (or, for `consistent-hash`,
 //!   whose owner is full) is parked, in its executor's park or in its
 //!   owner's, only when it is in the way: the read took as many tasks
-//!   from `pending` as it would (about twice the free slots, at most
-//!   `BATCH`) and some worker still has a free slot. Otherwise it
+//!   from `pending` as it would (one per free slot, at most `BATCH`) and
+//!   some worker still has a free slot. Otherwise it
 //!   just waits in `pending`, as it would anyway.
 //!
 //! The read script returns a park's head only as far as the workers able to

@@ -73,12 +73,11 @@ for _, w in ipairs(workers) do
   end
 end
 
--- Read from `pending` only about as many tasks as there are free slots:
--- with a deep backlog and busy workers a tick costs a few commands, not a
--- batch of HMGETs (the hot path of a drain). The margin lets a tick place
--- tasks behind a few that cannot go anywhere; those get parked.
-local limit = 0
-if total_free > 0 then limit = math.min(batch, 2 * total_free + 16) end
+-- Read from `pending` only as many tasks as there are free slots: with a
+-- deep backlog and busy workers a tick costs a few commands, not a batch
+-- of HMGETs (the hot path of a drain). Tasks read that cannot go anywhere
+-- are parked by this tick, so the next one reads past them.
+local limit = math.min(batch, total_free)
 read_head(KEYS[5], limit, '')
 
 -- Parks: a park is read only as far as the live workers able to take its

@@ -681,7 +681,7 @@ if want idle; then
     l="$leader"
     s1="${standby[0]}"
     s2="${standby[1]}"
-    b_cpu="-" b_rss="-" b_cmd="-" b_top="-"
+    b_cpu="-" b_rss="-" b_cmd="-" b_top="-" pct="" mb=""
     if ((need_bullmq)); then
         header "idle: one BullMQ Worker (concurrency $CAPACITY), ${idle_seconds}s"
         node "$BMQ/bullmq.mjs" worker --url "$REDIS_URL" --prefix bmq-idle --concurrency "$CAPACITY" >"$TMP/bullmq-idle.out" 2>&1 &
@@ -690,6 +690,7 @@ if want idle; then
         wait_until 30 grep -q ready "$TMP/bullmq-idle.out" || die "the BullMQ worker was not ready within 30s: $(cat "$TMP/bullmq-idle.out")"
         sleep 3
         idle_window "$idle_seconds" "bullmq=$bpid"
+        pct=" %" mb=" MB"
         b_cpu="${IDLE_CPU[bullmq]}"
         b_rss="${IDLE_RSS[bullmq]}"
         b_cmd="$IDLE_TOTAL"
@@ -705,9 +706,9 @@ if want idle; then
         } >>"$RESULTS"
     fi
     row "idle CPU per process over ${idle_seconds}s: leader / standbys (BullMQ: one Worker)" \
-        "${IDLE_CPU[$l]} / ${IDLE_CPU[$s1]}, ${IDLE_CPU[$s2]} %" "$b_cpu %" "-" "< 0.5 %"
+        "${IDLE_CPU[$l]} / ${IDLE_CPU[$s1]}, ${IDLE_CPU[$s2]} %" "$b_cpu$pct" "-" "< 0.5 %"
     row "idle RSS per process: leader / standbys" \
-        "${IDLE_RSS[$l]} / ${IDLE_RSS[$s1]}, ${IDLE_RSS[$s2]} MB" "$b_rss MB" "-" "< 15 MB"
+        "${IDLE_RSS[$l]} / ${IDLE_RSS[$s1]}, ${IDLE_RSS[$s2]} MB" "$b_rss$mb" "-" "< 15 MB"
     row "idle Redis commands/s per node, incl. inside Lua (INFO commandstats of the 3 nodes ÷ 3)" \
         "$(awk -v t="$d_total" 'BEGIN { printf "%.2f", t / 3 }')" "$b_cmd" "-" "< 20 /s"
     row "the same per process (MONITOR): leader / standbys" \
@@ -776,7 +777,11 @@ echo "load average (1/5/15 min): $LOAD_BEFORE before, $LOAD_AFTER after (the fig
     echo "load_after=$LOAD_AFTER"
 } >>"$RESULTS"
 
-printf '\n### Figures\n\n| figure | distsched | BullMQ %s | distsched / BullMQ | target |\n|---|---|---|---|---|\n' "$BULLMQ_VERSION"
+bullmq_head="BullMQ"
+if ((need_bullmq)); then
+    bullmq_head="BullMQ $BULLMQ_VERSION"
+fi
+printf '\n### Figures\n\n| figure | distsched | %s | distsched / BullMQ | target (issue 8) |\n|---|---|---|---|---|\n' "$bullmq_head"
 for r in "${ROWS[@]}"; do
     IFS='|' read -r c1 c2 c3 c4 c5 <<<"$r"
     printf '| %s | %s | %s | %s | %s |\n' "$c1" "$c2" "$c3" "$c4" "$c5"

@@ -29,6 +29,9 @@
 #                           failure (1..127) so their logs can be read;
 #                           removed after an interrupt)
 #   install_cleanup_trap    traps EXIT, INT, TERM and HUP to lib_cleanup
+#   run_deadline SECS CMD...  runs CMD in the background (tracked) and waits
+#                           for it; a watchdog stops it after SECS; returns
+#                           its exit status
 #
 # Only processes this script started (tracked by pid) are ever signalled;
 # the shared Redis on port 6379 is never touched.
@@ -254,4 +257,38 @@ install_cleanup_trap() {
     trap 'exit 130' INT
     trap 'exit 143' TERM
     trap 'exit 129' HUP
+}
+
+# run_deadline SECS CMD...: runs CMD (a program, not a shell function) in
+# the background, tracked so the EXIT trap stops it, and waits for it; a
+# watchdog sends it SIGTERM after SECS (SIGKILL 10 s later) with a warning.
+# Nothing polls meanwhile (it adds no load to what CMD measures). Returns
+# CMD's exit status (143 or 137 when the watchdog stopped it). Redirect the
+# call to capture CMD's output.
+run_deadline() {
+    local secs="$1" pid dog rc=0
+    shift
+    "$@" &
+    pid=$!
+    track_pid "$pid"
+    (
+        trap 'kill "$s" 2>/dev/null; exit 0' TERM
+        sleep "$secs" &
+        s=$!
+        wait "$s"
+        printf 'warning: %s still running after %ss: stopping it\n' "$1" "$secs" >&2
+        kill -TERM "$pid" 2>/dev/null
+        sleep 10 &
+        s=$!
+        wait "$s"
+        kill -KILL "$pid" 2>/dev/null
+    ) &
+    dog=$!
+    track_pid "$dog"
+    wait "$pid" || rc=$?
+    untrack_pid "$pid"
+    kill -TERM "$dog" 2>/dev/null || true
+    wait "$dog" 2>/dev/null || true
+    untrack_pid "$dog"
+    return "$rc"
 }

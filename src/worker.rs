@@ -30,6 +30,11 @@ use crate::store::{Conn, Store, scripts};
 
 /// Most outcomes sent in one `FINISH` call.
 const REPORT_BATCH: usize = 256;
+/// How long the reporter waits for more outcomes while other tasks are
+/// still running, so that tasks ending together are reported (and their
+/// slots refilled by the leader) in one round instead of one by one. A task
+/// that ends alone is reported at once.
+const REPORT_LINGER: Duration = Duration::from_micros(500);
 /// How long the fetcher blocks in one BLMPOP when idle.
 const IDLE_BLOCK: Duration = Duration::from_secs(10);
 /// How long a stopping worker keeps retrying to record results.
@@ -477,6 +482,13 @@ fn report_loop(shared: &Shared, reports: Receiver<Report>) {
             match reports.recv() {
                 Ok(r) => batch.push(r),
                 Err(_) => return, // every pool thread is gone and all is flushed
+            }
+            let linger_until = Instant::now() + REPORT_LINGER;
+            while batch.len() < REPORT_BATCH && shared.running.load(Ordering::Relaxed) > 0 {
+                match reports.recv_deadline(linger_until) {
+                    Ok(r) => batch.push(r),
+                    Err(_) => break,
+                }
             }
         }
         batch.extend(

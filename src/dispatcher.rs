@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use crate::balancer::{Balancer, PendingTask, Planner, WorkerSlot};
 use crate::error::Result;
+use crate::metrics::METRICS;
 use crate::model::node::NodeInfo;
 use crate::store::{Conn, Fence, Store, scripts};
 
@@ -120,6 +121,10 @@ impl Dispatcher {
             }
             inv.invoke(c)
         })?;
+        METRICS.dispatched.add(dispatched as u64);
+        METRICS
+            .dispatch_refused
+            .add(plan.assign.len().saturating_sub(dispatched) as u64);
         if dispatched > 0 {
             log::debug!("scheduler: dispatched {dispatched} of {read} pending");
         }

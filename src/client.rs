@@ -492,6 +492,16 @@ impl Client {
         crate::stats::read(&self.store, &mut self.conn, leader, nodes)
     }
 
+    /// True while node `node`'s registry entry exists and belongs to process
+    /// `instance` (what `/ready` checks).
+    pub(crate) fn is_registered(&mut self, node: &str, instance: &str) -> Result<bool> {
+        let key = self.store.keys.node(node);
+        let current: Option<String> = self
+            .conn
+            .run(|c| redis::cmd("HGET").arg(&key).arg("instance").query(c))?;
+        Ok(current.as_deref() == Some(instance))
+    }
+
     /// Live nodes (registry entry not expired), sorted by id.
     pub fn nodes(&mut self) -> Result<Vec<NodeStatus>> {
         let keys = &self.store.keys;

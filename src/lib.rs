@@ -28,6 +28,7 @@ pub mod error;
 pub mod executor;
 pub mod firing;
 pub mod heartbeat;
+pub mod http;
 pub mod leader;
 pub mod metrics;
 pub mod model;

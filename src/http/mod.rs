@@ -1,31 +1,31 @@
-//! The optional HTTP server (`http_addr`): the `http` component thread and
-//! its `http-N` handler threads, on `tiny_http` (synchronous; no async
-//! runtime).
+//! The optional HTTP server (`http_addr`): the `http` component thread,
+//! which accepts connections, and its `http-N` handler threads, which serve
+//! them. Synchronous, on std sockets; no async runtime.
 //!
-//! `http` owns the server. It builds it from the listener that
-//! [`bind`] opened at node start (so a taken port fails the start, before
-//! anything else runs), inside its own thread, so the threads `tiny_http`
-//! spawns inherit the blocked signal mask (see `component`). It then runs
-//! [`HANDLERS`] handler threads, each with its own Redis [`Client`]s, that
-//! take requests off the server's queue. If the server's accept loop dies
-//! (`tiny_http` stops accepting after an accept error such as EMFILE), the
-//! handlers end and `http` builds a new server on the same socket after a
-//! second. Stopping unblocks every handler at once; an in-flight request
-//! finishes first (bounded by the Redis timeout).
+//! The socket is opened by [`bind`] at node start, before the node
+//! registers, so a taken port fails the start. `http` blocks in `accept`
+//! and hands each connection to the handlers over a bounded channel; when
+//! all [`HANDLERS`] are busy and [`BACKLOG`] connections wait, a new one
+//! gets 503 at once instead of queueing without bound. Each handler owns
+//! its Redis [`Client`]s and serves one request per connection
+//! (`server.rs` has the protocol and its limits). Stopping wakes `accept`
+//! with a connection to itself; handlers finish the request in hand
+//! (bounded by the read deadline and the Redis timeout) and end.
 //!
-//! This file: the loop, authentication, request bodies and replies.
-//! `routes.rs`: the routes. `scrape.rs`: `/metrics` and `/ready`.
+//! This file: the threads, authentication, replies. `server.rs`: HTTP/1.1
+//! on one connection. `routes.rs`: the routes. `scrape.rs`: `/metrics`
+//! and `/ready`.
 
 mod routes;
 mod scrape;
+mod server;
 
-use std::io::Read;
-use std::net::{SocketAddr, TcpListener};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
-use tiny_http::{Header, Request, Response, Server};
+use crossbeam_channel::{Receiver, TrySendError};
 
 use crate::client::Client;
 use crate::component::{Component, StopSignal, spawn_thread};
@@ -35,17 +35,17 @@ use crate::leader::Lease;
 use crate::metrics::METRICS;
 use crate::store::Store;
 
-/// Handler threads: requests served at once. Each holds two idle Redis
-/// connections at most.
+pub use server::{MAX_HEAD, READ_DEADLINE, Request};
+
+/// Handler threads: requests served at once.
 pub const HANDLERS: usize = 4;
+/// Accepted connections waiting for a handler before new ones get 503.
+pub const BACKLOG: usize = 64;
 /// Largest request body accepted; a larger one gets 413.
 pub const MAX_BODY: usize = 1 << 20;
 /// Timeout of the Redis calls behind `/ready` and the cluster part of
 /// `/metrics` (at most `redis_timeout`), below a probe's usual 1–10 s.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
-/// Longest wait for a request before a handler re-checks its stop signal
-/// (a stop also unblocks it at once).
-const POLL: Duration = Duration::from_secs(1);
 
 /// What every handler thread shares.
 pub(crate) struct Context {
@@ -72,7 +72,7 @@ pub fn bind(config: &Config) -> Result<Option<TcpListener>> {
             format!("cannot listen on http_addr {addr}: {e}"),
         ))
     })?;
-    if !listener.local_addr().is_ok_and(|a| a.ip().is_loopback()) && config.http_token.is_none() {
+    if !addr.ip().is_loopback() && config.http_token.is_none() {
         log::warn!(
             "http: listening on {addr} beyond this host without http_token: anyone who can reach it can submit tasks"
         );
@@ -104,87 +104,98 @@ pub fn start(
         )?,
         retention: config.task_retention,
     });
-    let current: Arc<Mutex<Option<Arc<Server>>>> = Arc::default();
-    let waker_slot = current.clone();
+    let (conns_tx, conns_rx) = crossbeam_channel::bounded::<TcpStream>(BACKLOG);
+    let mut handlers = Vec::with_capacity(HANDLERS);
+    for n in 0..HANDLERS {
+        let (ctx, conns) = (ctx.clone(), conns_rx.clone());
+        handlers.push(spawn_thread(format!("http-{n}"), move || {
+            handle_loop(&ctx, &conns)
+        })?);
+    }
     let component = Component::spawn("http", move |stop| {
-        serve(&listener, &ctx, &current, &stop);
+        accept_loop(&listener, &conns_tx, &stop);
+        // Handlers end once the channel is empty and disconnected.
+        drop(conns_tx);
+        for h in handlers {
+            let _ = h.join();
+        }
     })?
     .with_waker(move || {
-        let server = waker_slot.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        if let Some(server) = server {
-            for _ in 0..HANDLERS {
-                server.unblock();
-            }
-        }
+        // Wake the blocking accept; the loop then sees the stop.
+        let _ = TcpStream::connect_timeout(&wake_addr(addr), Duration::from_secs(1));
     });
     log::info!("http: listening on {addr}");
     Ok((component, addr))
 }
 
-/// The `http` thread: (re)builds the server and runs the handlers until
-/// stopped.
-fn serve(
+/// Where to connect to reach `addr` from this host (an unspecified
+/// address is reached on the loopback).
+fn wake_addr(addr: SocketAddr) -> SocketAddr {
+    match addr.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => (Ipv4Addr::LOCALHOST, addr.port()).into(),
+        IpAddr::V6(ip) if ip.is_unspecified() => (Ipv6Addr::LOCALHOST, addr.port()).into(),
+        _ => addr,
+    }
+}
+
+/// The `http` thread: accept until stopped.
+fn accept_loop(
     listener: &TcpListener,
-    ctx: &Arc<Context>,
-    current: &Mutex<Option<Arc<Server>>>,
+    conns: &crossbeam_channel::Sender<TcpStream>,
     stop: &StopSignal,
 ) {
+    let mut failing = false;
     while !stop.is_stopped() {
-        let server = match listener
-            .try_clone()
-            .map_err(|e| e.to_string())
-            .and_then(|l| Server::from_listener(l, None).map_err(|e| e.to_string()))
-        {
-            Ok(s) => Arc::new(s),
-            Err(e) => {
-                log::error!("http: cannot start the server: {e}; retrying in 1s");
-                if stop.wait(Duration::from_secs(1)) {
+        match listener.accept() {
+            Ok((stream, _)) => {
+                failing = false;
+                if stop.is_stopped() {
                     return;
                 }
-                continue;
+                match conns.try_send(stream) {
+                    Ok(()) => {}
+                    Err(TrySendError::Full(stream)) => busy(stream),
+                    Err(TrySendError::Disconnected(_)) => return,
+                }
             }
-        };
-        *current.lock().unwrap_or_else(|p| p.into_inner()) = Some(server.clone());
-        let failed = Arc::new(AtomicBool::new(false));
-        let mut threads = Vec::with_capacity(HANDLERS);
-        for n in 0..HANDLERS {
-            let (server, ctx, stop, failed) =
-                (server.clone(), ctx.clone(), stop.clone(), failed.clone());
-            match spawn_thread(format!("http-{n}"), move || {
-                handle_loop(&server, &ctx, &stop, &failed)
-            }) {
-                Ok(t) => threads.push(t),
-                Err(e) => log::error!("http: cannot start handler thread {n}: {e}"),
+            Err(e) => {
+                // Out of file descriptors, say: log once, back off, go on.
+                if !failing {
+                    log::error!("http: accept failed: {e}; retrying");
+                    failing = true;
+                }
+                if stop.wait(Duration::from_millis(100)) {
+                    return;
+                }
             }
-        }
-        for t in threads {
-            let _ = t.join();
-        }
-        *current.lock().unwrap_or_else(|p| p.into_inner()) = None;
-        if failed.load(Ordering::SeqCst) && stop.wait(Duration::from_secs(1)) {
-            return;
         }
     }
 }
 
-/// One handler thread: serve requests until stopped or the server fails.
-fn handle_loop(server: &Server, ctx: &Context, stop: &StopSignal, failed: &AtomicBool) {
+/// Answers 503 on a connection no handler can take.
+fn busy(stream: TcpStream) {
+    METRICS.http_response(503);
+    if let Ok(conn) = server::Conn::new(stream) {
+        let body = br#"{"error":"server busy, try again"}"#;
+        conn.respond(
+            503,
+            &[("Content-Type", "application/json"), ("Retry-After", "1")],
+            body,
+            false,
+            false,
+        );
+    }
+}
+
+/// One handler thread: serve connections until the channel closes.
+fn handle_loop(ctx: &Context, conns: &Receiver<TcpStream>) {
     let mut handler = Handler {
         ctx,
         api: Client::from_store(&ctx.store).with_retention(ctx.retention),
         probe: Client::from_store(&ctx.probe_store),
     };
-    while !stop.is_stopped() && !failed.load(Ordering::SeqCst) {
-        match server.recv_timeout(POLL) {
-            Ok(Some(request)) => handler.handle(request),
-            Ok(None) => {}
-            Err(e) => {
-                if !failed.swap(true, Ordering::SeqCst) {
-                    log::error!("http: the server stopped accepting ({e}); restarting it");
-                }
-                return;
-            }
-        }
+    for stream in conns.iter() {
+        handler.handle(stream);
     }
 }
 
@@ -198,31 +209,44 @@ pub(crate) struct Handler<'a> {
 }
 
 impl Handler<'_> {
-    fn handle(&mut self, mut request: Request) {
+    fn handle(&mut self, stream: TcpStream) {
+        let Ok(mut conn) = server::Conn::new(stream) else {
+            return;
+        };
         METRICS.http_in_flight.inc();
-        let reply = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            routes::route(self, &mut request)
-        }))
-        .unwrap_or_else(|_| Reply::error(500, "internal error (the handler panicked)"));
+        let (reply, head_only, linger, what) = match conn.read_request(MAX_BODY) {
+            Ok(request) => {
+                let reply = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    routes::route(self, &request)
+                }))
+                .unwrap_or_else(|_| Reply::error(500, "internal error (the handler panicked)"));
+                let what = format!("{} {}", request.method, request.target);
+                (reply, request.method == "HEAD", false, what)
+            }
+            Err(refusal) if refusal.status == 0 => {
+                METRICS.http_in_flight.dec();
+                return;
+            }
+            Err(refusal) => (
+                Reply::error(refusal.status, &refusal.message),
+                false,
+                true,
+                "a malformed request".to_string(),
+            ),
+        };
         METRICS.http_response(reply.status);
         METRICS.http_in_flight.dec();
         if reply.status >= 500 {
-            log::warn!(
-                "http: {} {} -> {}",
-                request.method(),
-                request.url(),
-                reply.status
-            );
+            log::warn!("http: {what} -> {}", reply.status);
         } else {
-            log::debug!(
-                "http: {} {} -> {}",
-                request.method(),
-                request.url(),
-                reply.status
-            );
+            log::debug!("http: {what} -> {}", reply.status);
         }
-        // The client may be gone; nothing to do about it.
-        let _ = request.respond(reply.into_response());
+        let mut headers: Vec<(&str, &str)> = vec![
+            ("Content-Type", reply.content_type),
+            ("Cache-Control", "no-store"),
+        ];
+        headers.extend(reply.headers.iter().map(|(n, v)| (*n, v.as_str())));
+        conn.respond(reply.status, &headers, &reply.body, head_only, linger);
     }
 
     /// Checks `Authorization: Bearer <token>` when a token is set; the
@@ -232,12 +256,12 @@ impl Handler<'_> {
             return true;
         };
         request
-            .headers()
+            .headers
             .iter()
-            .filter(|h| h.field.equiv("Authorization"))
-            .any(|h| {
-                let v = h.value.as_str().trim();
+            .filter(|(n, _)| n == "authorization")
+            .any(|(_, v)| {
                 v.len() > 7
+                    && v.is_char_boundary(7)
                     && v[..7].eq_ignore_ascii_case("bearer ")
                     && constant_time_eq(v[7..].trim().as_bytes(), token.as_bytes())
             })
@@ -253,26 +277,13 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// Reads the request body as JSON, `None` when it is empty. Over
-/// [`MAX_BODY`] → 413 (refused from `Content-Length` before reading, or
-/// after reading one byte too many of a chunked body); not JSON → 400.
-pub(crate) fn json_body(request: &mut Request) -> Result<Option<serde_json::Value>, Reply> {
-    if request.body_length().is_some_and(|n| n > MAX_BODY) {
-        return Err(Reply::error(413, "request body over 1 MiB"));
-    }
-    let mut body = Vec::new();
-    request
-        .as_reader()
-        .take(MAX_BODY as u64 + 1)
-        .read_to_end(&mut body)
-        .map_err(|e| Reply::error(400, &format!("cannot read the request body: {e}")))?;
-    if body.len() > MAX_BODY {
-        return Err(Reply::error(413, "request body over 1 MiB"));
-    }
-    if body.iter().all(u8::is_ascii_whitespace) {
+/// The request body as JSON, `None` when it is empty; not JSON → 400.
+/// (The size cap is applied while reading, in `server.rs`.)
+pub(crate) fn json_body(request: &Request) -> Result<Option<serde_json::Value>, Reply> {
+    if request.body.iter().all(u8::is_ascii_whitespace) {
         return Ok(None);
     }
-    serde_json::from_slice(&body)
+    serde_json::from_slice(&request.body)
         .map(Some)
         .map_err(|e| Reply::error(400, &format!("malformed JSON: {e}")))
 }
@@ -330,20 +341,6 @@ impl Reply {
     pub(crate) fn with_header(mut self, name: &'static str, value: impl Into<String>) -> Reply {
         self.headers.push((name, value.into()));
         self
-    }
-
-    fn into_response(self) -> Response<std::io::Cursor<Vec<u8>>> {
-        let mut response = Response::from_data(self.body).with_status_code(self.status);
-        let headers = [
-            ("Content-Type", self.content_type.to_string()),
-            ("Cache-Control", "no-store".to_string()),
-        ];
-        for (name, value) in headers.into_iter().chain(self.headers) {
-            if let Ok(h) = Header::from_bytes(name.as_bytes(), value.as_bytes()) {
-                response.add_header(h);
-            }
-        }
-        response
     }
 }
 

@@ -7,24 +7,24 @@
 //! route or id, 405 wrong method (with `Allow`), 409 job id taken, 413 body
 //! over 1 MiB, 503 Redis unreachable.
 
-use serde::Deserialize;
-use serde_json::json;
-use tiny_http::{Method, Request};
-
-use super::{Handler, Reply, json_body, scrape};
+use super::{Handler, Reply, Request, json_body, scrape};
 use crate::balancer::Balancer;
 use crate::client::ListFilter;
 use crate::error::Error;
 use crate::model::job::JobSpec;
 use crate::model::task::{Status, TaskSpec};
+use serde::Deserialize;
+use serde_json::json;
 
 /// Most tasks one `GET /tasks` returns.
 const LIST_MAX: usize = 1000;
 
 /// Answers one request.
-pub(super) fn route(h: &mut Handler, request: &mut Request) -> Reply {
-    let url = request.url().to_string();
-    let (path, query) = url.split_once('?').unwrap_or((&url, ""));
+pub(super) fn route(h: &mut Handler, request: &Request) -> Reply {
+    let (path, query) = request
+        .target
+        .split_once('?')
+        .unwrap_or((&request.target, ""));
     let Some(segments) = path
         .split('/')
         .filter(|s| !s.is_empty())
@@ -34,8 +34,8 @@ pub(super) fn route(h: &mut Handler, request: &mut Request) -> Reply {
         return Reply::error(400, "bad percent-encoding in the path");
     };
     let seg: Vec<&str> = segments.iter().map(String::as_str).collect();
-    let method = request.method().clone();
-    let read = matches!(method, Method::Get | Method::Head);
+    let method = request.method.as_str();
+    let read = matches!(method, "GET" | "HEAD");
     match seg.as_slice() {
         ["health"] if read => return Reply::json(200, &json!({"status": "ok"})),
         ["ready"] if read => return scrape::ready(h),
@@ -49,7 +49,7 @@ pub(super) fn route(h: &mut Handler, request: &mut Request) -> Reply {
         )
         .with_header("WWW-Authenticate", "Bearer");
     }
-    match (seg.as_slice(), read, &method) {
+    match (seg.as_slice(), read, method) {
         (["metrics"], true, _) => scrape::metrics(h),
         (["stats"], true, _) => result(200, h.api.stats()),
         (["leader"], true, _) => match h.api.leader() {
@@ -59,9 +59,9 @@ pub(super) fn route(h: &mut Handler, request: &mut Request) -> Reply {
         },
         (["workers"], true, _) => result(200, h.api.nodes()),
         (["tasks"], true, _) => list_tasks(h, query),
-        (["tasks"], _, Method::Post) => submit(h, request),
+        (["tasks"], _, "POST") => submit(h, request),
         (["tasks", id], true, _) => result(200, h.api.task(id)),
-        (["tasks", id, "cancel"], _, Method::Post) => match h.api.cancel(id) {
+        (["tasks", id, "cancel"], _, "POST") => match h.api.cancel(id) {
             Ok(was) => Reply::json(
                 200,
                 &json!({"id": id, "was": was, "cancelled": !was.is_terminal()}),
@@ -73,13 +73,13 @@ pub(super) fn route(h: &mut Handler, request: &mut Request) -> Reply {
             Err(e) => Reply::from_error(&e),
         },
         (["jobs"], true, _) => result(200, h.api.jobs()),
-        (["jobs"], _, Method::Post) => add_job(h, request, query),
+        (["jobs"], _, "POST") => add_job(h, request, query),
         (["jobs", id], true, _) => result(200, h.api.job(id)),
-        (["jobs", id], _, Method::Delete) => match h.api.remove_job(id) {
+        (["jobs", id], _, "DELETE") => match h.api.remove_job(id) {
             Ok(()) => Reply::json(200, &json!({"removed": id})),
             Err(e) => Reply::from_error(&e),
         },
-        (["jobs", id, "trigger"], _, Method::Post) => trigger(h, request, id),
+        (["jobs", id, "trigger"], _, "POST") => trigger(h, request, id),
         (["metrics" | "stats" | "leader" | "workers" | "tasks" | "jobs"], ..)
         | (["tasks" | "jobs", _], ..)
         | (["tasks", _, "logs"], ..) => not_allowed(allowed(&seg)),
@@ -174,13 +174,13 @@ impl TaskRequest {
 }
 
 /// A JSON object body decoded into `T`; a missing body is an error.
-fn body_as<T: serde::de::DeserializeOwned>(request: &mut Request) -> Result<T, Reply> {
+fn body_as<T: serde::de::DeserializeOwned>(request: &Request) -> Result<T, Reply> {
     let value = json_body(request)?
         .ok_or_else(|| Reply::error(400, "the request needs a JSON object body"))?;
     serde_json::from_value(value).map_err(|e| Reply::error(400, &format!("invalid body: {e}")))
 }
 
-fn submit(h: &mut Handler, request: &mut Request) -> Reply {
+fn submit(h: &mut Handler, request: &Request) -> Reply {
     let spec = match body_as::<TaskRequest>(request)
         .and_then(|t| t.into_spec().map_err(|e| Reply::from_error(&e)))
     {
@@ -232,7 +232,7 @@ fn list_tasks(h: &mut Handler, query: &str) -> Reply {
     result(200, h.api.list(&filter))
 }
 
-fn add_job(h: &mut Handler, request: &mut Request, query: &str) -> Reply {
+fn add_job(h: &mut Handler, request: &Request, query: &str) -> Reply {
     let replace = query_pairs(query)
         .any(|(n, v)| n.as_deref() == Some("replace") && v.as_deref() == Some("true"));
     let spec: JobSpec = match body_as(request) {
@@ -278,7 +278,7 @@ struct TriggerRequest {
     payload: Option<serde_json::Value>,
 }
 
-fn trigger(h: &mut Handler, request: &mut Request, id: &str) -> Reply {
+fn trigger(h: &mut Handler, request: &Request, id: &str) -> Reply {
     let body = match json_body(request) {
         Ok(None) => TriggerRequest::default(),
         Ok(Some(v)) => match serde_json::from_value(v) {

@@ -35,7 +35,8 @@ use crate::leader::Lease;
 use crate::metrics::METRICS;
 use crate::store::Store;
 
-pub use server::{MAX_HEAD, READ_DEADLINE, Request};
+pub(crate) use server::Request;
+pub use server::{MAX_HEAD, READ_DEADLINE};
 
 /// Handler threads: requests served at once.
 pub const HANDLERS: usize = 4;

@@ -50,6 +50,17 @@ impl fmt::Display for Role {
     }
 }
 
+/// A secret setting (`http_token`): its `Debug` output is redacted, so
+/// printing a [`Config`] cannot leak it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(pub String);
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
 /// One documented setting: its name, default (as text) and meaning.
 pub struct Setting {
     /// Name in the config file; `DISTSCHED_` + upper case in the environment;
@@ -212,7 +223,7 @@ pub struct Config {
     pub http_addr: Option<SocketAddr>,
     /// Bearer token the HTTP API requires (not `/health`, `/ready`).
     /// Default none: no authentication.
-    pub http_token: Option<String>,
+    pub http_token: Option<Secret>,
 }
 
 impl Default for Config {
@@ -352,9 +363,12 @@ impl Config {
                 if !value.is_empty()
                     && (value.len() > 256 || !value.bytes().all(|b| b.is_ascii_graphic()))
                 {
-                    return Err(bad("use 1-256 visible ASCII characters (no spaces)"));
+                    // A secret: the message does not repeat it.
+                    return Err(Error::Config(format!(
+                        "invalid http_token (from {source}): use 1-256 visible ASCII characters (no spaces)"
+                    )));
                 }
-                self.http_token = (!value.is_empty()).then(|| value.to_string());
+                self.http_token = (!value.is_empty()).then(|| Secret(value.to_string()));
             }
             "lease_ttl" | "renew_interval" | "heartbeat_interval" | "heartbeat_timeout"
             | "recover_interval" | "redis_timeout" | "shutdown_grace" | "task_retention" => {
@@ -672,11 +686,16 @@ mod tests {
         }
         let mut c = Config::default();
         c.set("http_token", "s3cr3t-Token", "test").unwrap();
-        assert_eq!(c.http_token.as_deref(), Some("s3cr3t-Token"));
+        assert_eq!(c.http_token, Some(Secret("s3cr3t-Token".into())));
+        assert!(
+            !format!("{c:?}").contains("s3cr3t"),
+            "Debug redacts the token"
+        );
         let err = c
             .set("http_token", "has space", "--http-token")
             .unwrap_err();
         assert!(err.to_string().contains("http_token"), "{err}");
+        assert!(!err.to_string().contains("has space"), "{err}");
         c.set("http_token", "", "test").unwrap();
         assert_eq!(c.http_token, None);
     }

@@ -95,7 +95,7 @@ pub fn start(
         node_id: config.node_id.clone(),
         instance: instance.to_string(),
         lease,
-        token: config.http_token.clone(),
+        token: config.http_token.as_ref().map(|s| s.0.clone()),
         stopping,
         store: Store::new(&config.redis_url, &config.namespace, config.redis_timeout)?,
         probe_store: Store::new(

@@ -9,6 +9,7 @@ use crate::error::{Error, Result};
 use crate::model::job::{Concurrency, JobSpec, JobStatus};
 use crate::model::node::{LeaderStatus, NodeInfo, NodeStatus};
 use crate::model::task::{Status, Task, TaskSpec};
+use crate::stats::ClusterStats;
 use crate::store::{Conn, Store, scripts};
 use crate::worker::LOG_CAP;
 
@@ -480,6 +481,25 @@ impl Client {
             elected_ms: elected_ms.unwrap_or(0),
             last_tick_age_ms,
         }))
+    }
+
+    /// A cluster summary: leader, live nodes and what they hold, live tasks
+    /// by place, task rates over the last minute ([`ClusterStats`]). Costs
+    /// four round trips, bounded by the live nodes and their tasks.
+    pub fn stats(&mut self) -> Result<ClusterStats> {
+        let leader = self.leader()?;
+        let nodes = self.nodes()?;
+        crate::stats::read(&self.store, &mut self.conn, leader, nodes)
+    }
+
+    /// True while node `node`'s registry entry exists and belongs to process
+    /// `instance` (what `/ready` checks).
+    pub(crate) fn is_registered(&mut self, node: &str, instance: &str) -> Result<bool> {
+        let key = self.store.keys.node(node);
+        let current: Option<String> = self
+            .conn
+            .run(|c| redis::cmd("HGET").arg(&key).arg("instance").query(c))?;
+        Ok(current.as_deref() == Some(instance))
     }
 
     /// Live nodes (registry entry not expired), sorted by id.

@@ -8,6 +8,7 @@
 //! earlier ones: defaults ← file ← environment ← flags.
 
 use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::Path;
 use std::time::Duration;
 
@@ -46,6 +47,17 @@ impl fmt::Display for Role {
             Role::Scheduler => "scheduler",
             Role::Worker => "worker",
         })
+    }
+}
+
+/// A secret setting (`http_token`): its `Debug` output is redacted, so
+/// printing a [`Config`] cannot leak it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(pub String);
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(<redacted>)")
     }
 }
 
@@ -152,6 +164,16 @@ pub const SETTINGS: &[Setting] = &[
         default: "7d",
         help: "how long ended tasks and their logs are kept",
     },
+    Setting {
+        name: "http_addr",
+        default: "",
+        help: "serve /health, /ready, /metrics and the JSON API here: PORT or :PORT (127.0.0.1), IP:PORT (`--http`)",
+    },
+    Setting {
+        name: "http_token",
+        default: "",
+        help: "bearer token every HTTP route but /health and /ready requires (none: no auth)",
+    },
 ];
 
 /// A node's configuration. Build it with [`Config::default`] and the
@@ -197,6 +219,11 @@ pub struct Config {
     pub shutdown_grace: Duration,
     /// Retention of ended tasks and logs. Default 7 days.
     pub task_retention: Duration,
+    /// Where the HTTP server listens. Default none: no server.
+    pub http_addr: Option<SocketAddr>,
+    /// Bearer token the HTTP API requires (not `/health`, `/ready`).
+    /// Default none: no authentication.
+    pub http_token: Option<Secret>,
 }
 
 impl Default for Config {
@@ -220,6 +247,8 @@ impl Default for Config {
             allow_adhoc_shell: false,
             shutdown_grace: Duration::from_secs(30),
             task_retention: Duration::from_secs(7 * 86400),
+            http_addr: None,
+            http_token: None,
         }
     }
 }
@@ -328,6 +357,18 @@ impl Config {
                     "false" | "0" | "no" => false,
                     _ => return Err(bad("expected true or false")),
                 }
+            }
+            "http_addr" => self.http_addr = parse_http_addr(value).map_err(|e| bad(&e))?,
+            "http_token" => {
+                if !value.is_empty()
+                    && (value.len() > 256 || !value.bytes().all(|b| b.is_ascii_graphic()))
+                {
+                    // A secret: the message does not repeat it.
+                    return Err(Error::Config(format!(
+                        "invalid http_token (from {source}): use 1-256 visible ASCII characters (no spaces)"
+                    )));
+                }
+                self.http_token = (!value.is_empty()).then(|| Secret(value.to_string()));
             }
             "lease_ttl" | "renew_interval" | "heartbeat_interval" | "heartbeat_timeout"
             | "recover_interval" | "redis_timeout" | "shutdown_grace" | "task_retention" => {
@@ -478,6 +519,33 @@ impl Config {
     }
 }
 
+/// Parses `http_addr`: empty (no server), `PORT` or `:PORT` (loopback,
+/// 127.0.0.1), `localhost:PORT`, or `IP:PORT` / `[IPv6]:PORT` as given. Only
+/// an explicit address such as `0.0.0.0:8080` listens beyond this host.
+pub fn parse_http_addr(text: &str) -> std::result::Result<Option<SocketAddr>, String> {
+    const HINT: &str = "expected PORT, :PORT, localhost:PORT or IP:PORT";
+    let text = text.trim();
+    if text.is_empty() {
+        return Ok(None);
+    }
+    let loopback = |port: &str| {
+        port.parse::<u16>()
+            .map(|p| SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), p))
+            .map_err(|_| format!("bad port `{port}`; {HINT}"))
+    };
+    let addr = if let Some(port) = text.strip_prefix(':') {
+        loopback(port)?
+    } else if let Some(port) = text.strip_prefix("localhost:") {
+        loopback(port)?
+    } else if text.bytes().all(|b| b.is_ascii_digit()) {
+        loopback(text)?
+    } else {
+        text.parse::<SocketAddr>()
+            .map_err(|_| format!("not an address; {HINT}"))?
+    };
+    Ok(Some(addr))
+}
+
 /// `lease_ttl` → `DISTSCHED_LEASE_TTL`.
 pub fn env_name(setting: &str) -> String {
     format!("DISTSCHED_{}", setting.to_ascii_uppercase())
@@ -599,6 +667,37 @@ mod tests {
         );
         assert!(c.set("exec", "no-equals-sign", "--exec").is_err());
         assert!(c.set("exec", "bad name=x", "--exec").is_err());
+    }
+
+    #[test]
+    fn http_settings() {
+        let loopback = |p: u16| Some(SocketAddr::from(([127, 0, 0, 1], p)));
+        assert_eq!(parse_http_addr("8080"), Ok(loopback(8080)));
+        assert_eq!(parse_http_addr(":8080"), Ok(loopback(8080)));
+        assert_eq!(parse_http_addr("localhost:9"), Ok(loopback(9)));
+        assert_eq!(
+            parse_http_addr("0.0.0.0:80"),
+            Ok(Some(SocketAddr::from(([0, 0, 0, 0], 80))))
+        );
+        assert_eq!(parse_http_addr("[::1]:80").map(|a| a.is_some()), Ok(true));
+        assert_eq!(parse_http_addr(""), Ok(None));
+        for bad in ["0.0.0.0", "host:80", ":99999", "80a", "::"] {
+            assert!(parse_http_addr(bad).is_err(), "{bad} should be refused");
+        }
+        let mut c = Config::default();
+        c.set("http_token", "s3cr3t-Token", "test").unwrap();
+        assert_eq!(c.http_token, Some(Secret("s3cr3t-Token".into())));
+        assert!(
+            !format!("{c:?}").contains("s3cr3t"),
+            "Debug redacts the token"
+        );
+        let err = c
+            .set("http_token", "has space", "--http-token")
+            .unwrap_err();
+        assert!(err.to_string().contains("http_token"), "{err}");
+        assert!(!err.to_string().contains("has space"), "{err}");
+        c.set("http_token", "", "test").unwrap();
+        assert_eq!(c.http_token, None);
     }
 
     #[test]

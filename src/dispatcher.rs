@@ -36,6 +36,7 @@ use std::time::Duration;
 
 use crate::balancer::{self, Balancer, PendingTask, Planner, WorkerSlot};
 use crate::error::Result;
+use crate::metrics::METRICS;
 use crate::model::node::NodeInfo;
 use crate::store::{Conn, Fence, Store, scripts};
 
@@ -289,6 +290,10 @@ impl Dispatcher {
                 self.put_back.insert(park.clone(), format!("({last}"));
             }
         }
+        METRICS.dispatched.add(dispatched as u64);
+        METRICS
+            .dispatch_refused
+            .add(plan.assign.len().saturating_sub(dispatched) as u64);
         if dispatched + parked + returned > 0 {
             log::debug!(
                 "scheduler: dispatched {dispatched}, parked {parked}, put back {returned} \

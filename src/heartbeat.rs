@@ -10,13 +10,14 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crossbeam_channel::Sender;
 
 use crate::component::{Component, StopSignal};
 use crate::config::Config;
 use crate::error::{Error, Result};
+use crate::metrics::METRICS;
 use crate::model::node::NodeInfo;
 use crate::store::{Conn, Store, scripts};
 
@@ -131,7 +132,14 @@ impl Registration {
         let mut conn = self.store.conn("heartbeat");
         let mut wait = interval;
         while !stop.wait(wait) {
-            wait = match self.beat(&mut conn) {
+            let sent = Instant::now();
+            let beat = self.beat(&mut conn);
+            if beat.is_ok() {
+                METRICS.heartbeat_latency.observe_duration(sent.elapsed());
+            } else {
+                METRICS.heartbeat_failures.inc();
+            }
+            wait = match beat {
                 Ok(()) => interval,
                 Err(e @ Error::NodeIdInUse { .. }) => {
                     log::error!("heartbeat: {e}; this process stops");

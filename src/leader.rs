@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use crate::component::{Component, StopSignal};
 use crate::config::Config;
 use crate::error::Result;
+use crate::metrics::METRICS;
 use crate::store::{Fence, Store, scripts};
 
 /// This node's view of the leader lease, shared by the leader thread (which
@@ -63,6 +64,7 @@ impl Lease {
     /// Stops leader work at once: called when a fenced write is refused.
     pub fn revoke(&self, why: &str) {
         if let Some(held) = self.state().take() {
+            METRICS.leader_stepdowns.inc();
             log::warn!(
                 "leader: stepped down (node {} epoch {}): {why}",
                 self.node,
@@ -183,6 +185,7 @@ impl Elector {
     fn standby_step(&mut self, conn: &mut crate::store::Conn, stop: &StopSignal) -> Duration {
         match self.try_acquire(conn) {
             Ok(Attempt::Won { epoch }) => {
+                METRICS.leader_elections.inc();
                 log::info!(
                     "leader: became leader (node {} epoch {epoch})",
                     self.lease.node

@@ -28,12 +28,15 @@ pub mod error;
 pub mod executor;
 pub mod firing;
 pub mod heartbeat;
+pub mod http;
 pub mod leader;
+pub mod metrics;
 pub mod model;
 pub mod node;
 pub mod recoverer;
 pub mod schedule;
 pub mod scheduler;
+pub mod stats;
 pub mod store;
 pub mod worker;
 

@@ -1,9 +1,11 @@
 //! A running node: starts the components its role needs and owns the order
 //! in which they stop.
 //!
-//! Start: validate the config, PING Redis (an unreachable Redis is an error
-//! here, not a silent retry loop), register in the registry (a live node
-//! with the same id is an error), then spawn the threads.
+//! Start: validate the config, open the HTTP socket if `http_addr` is set
+//! (a taken port is an error here), PING Redis (an unreachable Redis is an
+//! error here, not a silent retry loop), register in the registry (a live
+//! node with the same id is an error), then spawn the threads, the `http`
+//! ones last.
 //!
 //! Stop ([`NodeHandle::shutdown`]): the worker stops fetching and hands its
 //! queued, unstarted tasks back to pending; leader work stops and the lease
@@ -11,10 +13,13 @@
 //! after this node's running tasks drain (DESIGN §3 releases the lease last;
 //! releasing it before the drain keeps the cluster dispatching during a
 //! long grace period); running tasks get the shutdown grace; the registry
-//! entry goes last, so the node stays visible while it still holds work.
+//! entry goes next, so the node stays visible while it still holds work.
+//! The HTTP server answers until the end (`/ready` turns 503 as soon as
+//! the shutdown begins, `/health` stays 200) and stops last.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use crossbeam_channel::Receiver;
 
@@ -97,6 +102,7 @@ impl NodeBuilder {
             }
         }
         let executors = builtin_executors(&config, self.executors)?;
+        let listener = crate::http::bind(&config)?;
         let store = Store::new(&config.redis_url, &config.namespace, config.redis_timeout)?;
         store.ping()?;
 
@@ -129,6 +135,15 @@ impl NodeBuilder {
             elector = Some(component);
             lease = Some(l);
         }
+        let stopping = Arc::new(AtomicBool::new(false));
+        let (http, http_addr) = match listener {
+            Some(l) => {
+                let (c, addr) =
+                    crate::http::start(l, &config, &instance, lease.clone(), stopping.clone())?;
+                (Some(c), Some(addr))
+            }
+            None => (None, None),
+        };
         log::info!(
             "node {} started (role {}, capacity {}, namespace {})",
             config.node_id,
@@ -143,6 +158,9 @@ impl NodeBuilder {
             leader_work,
             elector,
             heartbeat: Some(heartbeat),
+            http,
+            http_addr,
+            stopping,
             fatal,
         })
     }
@@ -176,6 +194,9 @@ pub struct NodeHandle {
     leader_work: Vec<Component>,
     elector: Option<Component>,
     heartbeat: Option<Component>,
+    http: Option<Component>,
+    http_addr: Option<SocketAddr>,
+    stopping: Arc<AtomicBool>,
     fatal: Receiver<Error>,
 }
 
@@ -202,12 +223,19 @@ impl NodeHandle {
         self.lease.as_ref()?.fence().map(|f| f.epoch)
     }
 
+    /// Where the HTTP server listens (the port chosen when `http_addr` had
+    /// port 0), if it runs.
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.http_addr
+    }
+
     /// Stops every thread in order and joins them (see the module docs).
     pub fn shutdown(mut self) {
         self.stop_all();
     }
 
     fn stop_all(&mut self) {
+        self.stopping.store(true, Ordering::SeqCst);
         if let Some(w) = self.worker.as_mut() {
             w.stop_fetching();
         }
@@ -221,6 +249,9 @@ impl NodeHandle {
             w.drain();
         }
         if let Some(c) = self.heartbeat.take() {
+            c.stop();
+        }
+        if let Some(c) = self.http.take() {
             c.stop();
         }
         log::info!("node {} stopped", self.id);

@@ -22,6 +22,7 @@ use crate::component::{Component, StopSignal};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::leader::Lease;
+use crate::metrics::METRICS;
 use crate::store::{Conn, Fence, Store, scripts};
 use crate::worker::LOG_CAP;
 
@@ -69,6 +70,9 @@ fn run(store: &Store, lease: &Lease, settings: &Settings, stop: StopSignal) {
                 handed_back,
                 failed,
             }) => {
+                METRICS.dead_nodes.add(dead.len() as u64);
+                METRICS.recovered_requeued.add(handed_back);
+                METRICS.recovered_failed_over.add(failed);
                 for id in dead {
                     log::warn!(
                         "recoverer: node {id} missed its heartbeat timeout; removed from the registry"

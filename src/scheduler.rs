@@ -23,6 +23,7 @@ use crate::dispatcher::Dispatcher;
 use crate::error::{Error, Result};
 use crate::firing::{DUE_BATCH, Firer};
 use crate::leader::{Lease, wake_control};
+use crate::metrics::METRICS;
 use crate::model::job::JobSpec;
 use crate::store::{Conn, Fence, Store};
 
@@ -95,8 +96,12 @@ impl Scheduler {
             match self.tick(&mut conn, &fence) {
                 Ok(None) => continue,
                 Ok(Some(idle)) => self.block(&mut conn, idle),
-                Err(Error::Fenced) => self.lease.revoke("a fenced scheduler write was refused"),
+                Err(Error::Fenced) => {
+                    METRICS.dispatch_errors.inc();
+                    self.lease.revoke("a fenced scheduler write was refused");
+                }
                 Err(e) => {
+                    METRICS.dispatch_errors.inc();
                     if !e.is_unavailable() {
                         log::warn!("scheduler: {e}");
                     }
@@ -116,6 +121,7 @@ impl Scheduler {
             self.synced_epoch = Some(fence.epoch);
         }
         let fired = self.firer.fire_due(conn, fence)?;
+        METRICS.cron_firings.add(fired.created as u64);
         let tick = self.dispatcher.tick(conn, fence)?;
         if fired.due == DUE_BATCH || tick.again {
             return Ok(None);

@@ -26,6 +26,7 @@ use crate::dispatcher::RECOVERY_GRACE;
 use crate::error::Result;
 use crate::executor::{CancelFlag, Executors, Outcome, TaskContext};
 use crate::leader::wake_control;
+use crate::metrics::METRICS;
 use crate::store::{Conn, Store, scripts};
 
 /// Most outcomes sent in one `FINISH` call.
@@ -249,6 +250,8 @@ impl Worker {
 
 fn run_one(shared: &Shared, c: Claimed) -> Report {
     shared.running.fetch_add(1, Ordering::Relaxed);
+    METRICS.tasks_running.inc();
+    let began = Instant::now();
     let mut ctx = TaskContext::new(&c.id, &c.executor, c.payload, c.timeout, c.cancel);
     ctx.attempt = c.attempt;
     ctx.job = c.job;
@@ -276,6 +279,9 @@ fn run_one(shared: &Shared, c: Claimed) -> Report {
         other => other,
     };
     shared.running.fetch_sub(1, Ordering::Relaxed);
+    METRICS.tasks_running.dec();
+    METRICS.task_duration.observe_duration(began.elapsed());
+    METRICS.attempt_ended(outcome.kind());
     log::debug!(
         "worker: task {} attempt {} {}",
         c.id,
@@ -290,7 +296,7 @@ fn run_one(shared: &Shared, c: Claimed) -> Report {
     }
 }
 
-type ClaimRow = (String, u32, String, String, u64, String);
+type ClaimRow = (String, u32, String, String, u64, String, i64, i64);
 
 /// Claims `pop` more items from the queue plus `items` already popped
 /// (`reclaim`: those items may already have been started by a call whose
@@ -318,14 +324,21 @@ fn claim(
     let claimed: Vec<Claimed> = rows
         .into_iter()
         .map(
-            |(id, attempt, executor, payload, timeout_ms, job)| Claimed {
-                id,
-                attempt,
-                executor,
-                payload,
-                timeout: Duration::from_millis(timeout_ms.max(1)),
-                job: (!job.is_empty()).then_some(job),
-                cancel: CancelFlag::default(),
+            |(id, attempt, executor, payload, timeout_ms, job, latency_ms, wait_ms)| {
+                // -1: a re-claimed task, already observed by the lost call.
+                if latency_ms >= 0 {
+                    METRICS.dispatch_latency.observe_ms(latency_ms);
+                    METRICS.queue_wait.observe_ms(wait_ms);
+                }
+                Claimed {
+                    id,
+                    attempt,
+                    executor,
+                    payload,
+                    timeout: Duration::from_millis(timeout_ms.max(1)),
+                    job: (!job.is_empty()).then_some(job),
+                    cancel: CancelFlag::default(),
+                }
             },
         )
         .collect();
@@ -497,7 +510,10 @@ fn report_loop(shared: &Shared, reports: Receiver<Report>) {
                 .take(REPORT_BATCH.saturating_sub(batch.len())),
         );
         match finish(shared, &mut conn, &batch) {
-            Ok((_, rejected)) => {
+            Ok((_, rejected, _, retried, failed)) => {
+                METRICS.stale_results.add(rejected);
+                METRICS.retries.add(retried);
+                METRICS.failures.add(failed);
                 if rejected > 0 {
                     log::warn!(
                         "reporter: {rejected} stale results rejected (tasks were reassigned)"
@@ -531,7 +547,10 @@ fn report_loop(shared: &Shared, reports: Receiver<Report>) {
     }
 }
 
-fn finish(shared: &Shared, conn: &mut Conn, batch: &[Report]) -> Result<(u64, u64)> {
+/// `(accepted, rejected, succeeded, retried, failed)` of one `FINISH` call.
+type Finished = (u64, u64, u64, u64, u64);
+
+fn finish(shared: &Shared, conn: &mut Conn, batch: &[Report]) -> Result<Finished> {
     let keys = &shared.store.keys;
     conn.run(|c| {
         let mut inv = scripts::FINISH.prepare_invoke();
@@ -545,7 +564,8 @@ fn finish(shared: &Shared, conn: &mut Conn, batch: &[Report]) -> Result<(u64, u6
             .arg(keys.log_prefix())
             .arg(shared.retention_ms)
             .arg(LOG_CAP)
-            .arg(keys.done_prefix());
+            .arg(keys.done_prefix())
+            .arg(keys.stats_prefix());
         for r in batch {
             let result = r
                 .outcome

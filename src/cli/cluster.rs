@@ -17,7 +17,9 @@ Lists live nodes (registry entry not expired): id, role, host, pid,
 capacity, running tasks, weight, tags, and the time left before the entry
 expires (the node counts as dead then); `*` marks the leader.";
 
-fn parse(parser: &mut Parser, command: &str, help: &str) -> CliResult<Option<Common>> {
+/// Parses the common options of a command that takes no other; `None`
+/// when help was printed.
+pub(super) fn parse(parser: &mut Parser, command: &str, help: &str) -> CliResult<Option<Common>> {
     let mut common = Common::from_env();
     while let Some(opt) = next(parser)? {
         if common.take(&opt, parser)? {

@@ -19,6 +19,7 @@ macro_rules! outln {
 mod cluster;
 mod job;
 mod node;
+mod stats;
 mod task;
 mod time;
 
@@ -89,6 +90,7 @@ commands:
   node       run a node (scheduler, worker, or both) until SIGTERM/SIGINT
   leader     show who leads: node, epoch, lease time left (exit 1: no leader)
   workers    list live nodes from the registry
+  stats      cluster summary: leader, workers, tasks by place, rates over the last minute
   task       submit, show, list, cancel tasks and read their logs
   job        add, list, show, remove, enable, disable, trigger cron jobs
 
@@ -122,6 +124,7 @@ fn dispatch(parser: &mut Parser) -> CliResult {
                 "node" => node::run(parser),
                 "leader" => cluster::leader(parser),
                 "workers" => cluster::workers(parser),
+                "stats" => stats::run(parser),
                 "task" => task::run(parser),
                 "job" => job::run(parser),
                 "help" => {

@@ -22,7 +22,8 @@ fn help() -> String {
          --prune-jobs        with --jobs: also remove stored jobs the file lacks\n  \
          --id ID             alias of --node-id\n  \
          --redis URL         alias of --redis-url\n  \
-         --ns NAME           alias of --namespace\n",
+         --ns NAME           alias of --namespace\n  \
+         --http ADDR         alias of --http-addr\n",
     );
     for s in SETTINGS {
         let flag = format!("--{} V", s.name.replace('_', "-"));
@@ -63,6 +64,7 @@ pub fn run(parser: &mut Parser) -> CliResult {
             "id" => "node_id".to_string(),
             "redis" => "redis_url".to_string(),
             "ns" => "namespace".to_string(),
+            "http" => "http_addr".to_string(),
             _ => long.replace('-', "_"),
         };
         if !SETTINGS.iter().any(|s| s.name == name) {

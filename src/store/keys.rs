@@ -229,6 +229,19 @@ impl Keys {
         self.key("jobactive:")
     }
 
+    /// HASH per minute of Redis time (`minute` = Unix ms / 60000): attempts
+    /// ended by workers' results in that minute, counted by the `FINISH`
+    /// script (`success`, `failed` = tasks ended failed, `retried`,
+    /// `timeout`); read by `stats` for rates. PX 1 h.
+    pub fn stats_minute(&self, minute: u64) -> String {
+        format!("{}{minute}", self.stats_prefix())
+    }
+
+    /// Prefix of the per-minute counters.
+    pub fn stats_prefix(&self) -> String {
+        self.key("stats:")
+    }
+
     /// Prefix of control lists, for scripts that signal a node
     /// (`ctl:{node}:{component}`).
     pub fn control_prefix(&self) -> String {

@@ -71,6 +71,9 @@ pub static REQUEUE: LazyLock<Script> = LazyLock::new(|| plain(include_str!("lua/
 /// Mark a task as waited on and read it.
 pub static WAIT_MARK: LazyLock<Script> = LazyLock::new(|| plain(include_str!("lua/wait_mark.lua")));
 
+/// Read the cluster summary (`stats`, `/metrics`).
+pub static STATS: LazyLock<Script> = LazyLock::new(|| plain(include_str!("lua/stats.lua")));
+
 /// Store a job definition and (re)schedule it.
 pub static JOB_PUT: LazyLock<Script> = LazyLock::new(|| plain(include_str!("lua/job_put.lua")));
 

@@ -2,17 +2,21 @@
 -- KEYS[1] running, KEYS[2] the worker's held set, KEYS[3] delayed,
 -- KEYS[4] pending, KEYS[5] wake
 -- ARGV[1] node id, ARGV[2] task prefix, ARGV[3] log prefix, ARGV[4] retention
--- ms, ARGV[5] log cap, ARGV[6] done prefix, then per outcome: id, attempt,
+-- ms, ARGV[5] log cap, ARGV[6] done prefix, ARGV[7] per-minute stats
+-- prefix, then per outcome: id, attempt,
 -- outcome (success|failed|timeout|cancelled), result JSON, error text,
 -- random [0,1) for jitter, n log lines, the n lines.
 -- A report for an attempt that is no longer the task's current one on this
 -- worker (recovered, reassigned, or a zombie worker) changes nothing.
--- Returns {accepted, rejected}.
+-- Accepted outcomes are also counted in this minute's stats hash (for the
+-- `stats` rates), in the same script so a retried batch cannot count twice.
+-- Returns {accepted, rejected, succeeded, retried, failed (ended)}.
 local now = now_ms()
 local retention = tonumber(ARGV[4])
 local cap = tonumber(ARGV[5])
 local accepted, rejected = 0, 0
-local i = 7
+local counts = {success = 0, retried = 0, failed = 0, timeout = 0}
+local i = 8
 while i <= #ARGV do
   local id, attempt, outcome, result, err, rnd = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], tonumber(ARGV[i + 5])
   local nlines = tonumber(ARGV[i + 6])
@@ -31,6 +35,7 @@ while i <= #ARGV do
     end
   else
     accepted = accepted + 1
+    if outcome == 'timeout' then counts.timeout = counts.timeout + 1 end
     redis.call('SREM', KEYS[2], id)
     redis.call('ZREM', KEYS[1], id)
     append_log(logkey, lines, cap)
@@ -45,17 +50,27 @@ while i <= #ARGV do
         redis.call('HDEL', key, 'error', 'next_attempt_ms')
       end
       end_task(key, logkey, ARGV[6] .. id, 'success', retention, f[5] or false)
+      counts.success = counts.success + 1
     else
       redis.call('HSET', key, 'result', result, afield, avalue)
       local status, delay = fail_attempt(key, id, KEYS[3], now, err, rnd)
       if status == 'retrying' then
         append_log(logkey, {tag .. outcome .. ': ' .. err .. '; retry in ' .. delay .. 'ms'}, cap)
+        counts.retried = counts.retried + 1
       else
         append_log(logkey, {tag .. outcome .. ': ' .. err .. '; no retries left'}, cap)
         end_task(key, logkey, ARGV[6] .. id, 'failed', retention)
+        counts.failed = counts.failed + 1
       end
     end
   end
 end
-if accepted > 0 then wake(KEYS[5]) end
-return {accepted, rejected}
+if accepted > 0 then
+  wake(KEYS[5])
+  local stats = ARGV[7] .. math.floor(now / 60000)
+  for field, n in pairs(counts) do
+    if n > 0 then redis.call('HINCRBY', stats, field, n) end
+  end
+  redis.call('PEXPIRE', stats, 3600000)
+end
+return {accepted, rejected, counts.success, counts.retried, counts.failed}

@@ -1,0 +1,359 @@
+//! The optional HTTP server (`http_addr`): the `http` component thread,
+//! which accepts connections, and its `http-N` handler threads, which serve
+//! them. Synchronous, on std sockets; no async runtime.
+//!
+//! The socket is opened by [`bind`] at node start, before the node
+//! registers, so a taken port fails the start. `http` blocks in `accept`
+//! and hands each connection to the handlers over a bounded channel; when
+//! all [`HANDLERS`] are busy and [`BACKLOG`] connections wait, a new one
+//! gets 503 at once instead of queueing without bound. Each handler owns
+//! its Redis [`Client`]s and serves one request per connection
+//! (`server.rs` has the protocol and its limits). Stopping wakes `accept`
+//! with a connection to itself; handlers finish the request in hand
+//! (bounded by the read deadline and the Redis timeout) and end.
+//!
+//! This file: the threads, authentication, replies. `server.rs`: HTTP/1.1
+//! on one connection. `routes.rs`: the routes. `scrape.rs`: `/metrics`
+//! and `/ready`.
+
+mod routes;
+mod scrape;
+mod server;
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use crossbeam_channel::{Receiver, TrySendError};
+
+use crate::client::Client;
+use crate::component::{Component, StopSignal, spawn_thread};
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::leader::Lease;
+use crate::metrics::METRICS;
+use crate::store::Store;
+
+pub(crate) use server::Request;
+pub use server::{MAX_HEAD, READ_DEADLINE};
+
+/// Handler threads: requests served at once.
+pub const HANDLERS: usize = 4;
+/// Accepted connections waiting for a handler before new ones get 503.
+pub const BACKLOG: usize = 64;
+/// Largest request body accepted; a larger one gets 413.
+pub const MAX_BODY: usize = 1 << 20;
+/// Timeout of the Redis calls behind `/ready` and the cluster part of
+/// `/metrics` (at most `redis_timeout`), below a probe's usual 1–10 s.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// What every handler thread shares.
+pub(crate) struct Context {
+    pub(crate) node_id: String,
+    pub(crate) instance: String,
+    pub(crate) lease: Option<Lease>,
+    token: Option<String>,
+    /// Set when the node starts shutting down: `/ready` answers 503 from
+    /// then on, so load balancers stop sending work before the API goes.
+    pub(crate) stopping: Arc<AtomicBool>,
+    store: Store,
+    probe_store: Store,
+    retention: Duration,
+}
+
+/// Opens the listening socket for `config.http_addr`, if set.
+pub fn bind(config: &Config) -> Result<Option<TcpListener>> {
+    let Some(addr) = config.http_addr else {
+        return Ok(None);
+    };
+    let listener = TcpListener::bind(addr).map_err(|e| {
+        Error::Io(std::io::Error::new(
+            e.kind(),
+            format!("cannot listen on http_addr {addr}: {e}"),
+        ))
+    })?;
+    if !addr.ip().is_loopback() && config.http_token.is_none() {
+        log::warn!(
+            "http: listening on {addr} beyond this host without http_token: anyone who can reach it can submit tasks"
+        );
+    }
+    Ok(Some(listener))
+}
+
+/// Starts the `http` component on `listener`. `stopping` is set by the
+/// node when its shutdown begins.
+pub fn start(
+    listener: TcpListener,
+    config: &Config,
+    instance: &str,
+    lease: Option<Lease>,
+    stopping: Arc<AtomicBool>,
+) -> Result<(Component, SocketAddr)> {
+    let addr = listener.local_addr()?;
+    let ctx = Arc::new(Context {
+        node_id: config.node_id.clone(),
+        instance: instance.to_string(),
+        lease,
+        token: config.http_token.as_ref().map(|s| s.0.clone()),
+        stopping,
+        store: Store::new(&config.redis_url, &config.namespace, config.redis_timeout)?,
+        probe_store: Store::new(
+            &config.redis_url,
+            &config.namespace,
+            config.redis_timeout.min(PROBE_TIMEOUT),
+        )?,
+        retention: config.task_retention,
+    });
+    let (conns_tx, conns_rx) = crossbeam_channel::bounded::<TcpStream>(BACKLOG);
+    let mut handlers = Vec::with_capacity(HANDLERS);
+    for n in 0..HANDLERS {
+        let (ctx, conns) = (ctx.clone(), conns_rx.clone());
+        handlers.push(spawn_thread(format!("http-{n}"), move || {
+            handle_loop(&ctx, &conns)
+        })?);
+    }
+    let component = Component::spawn("http", move |stop| {
+        accept_loop(&listener, &conns_tx, &stop);
+        // Handlers end once the channel is empty and disconnected.
+        drop(conns_tx);
+        for h in handlers {
+            let _ = h.join();
+        }
+    })?
+    .with_waker(move || {
+        // Wake the blocking accept; the loop then sees the stop.
+        let _ = TcpStream::connect_timeout(&wake_addr(addr), Duration::from_secs(1));
+    });
+    log::info!("http: listening on {addr}");
+    Ok((component, addr))
+}
+
+/// Where to connect to reach `addr` from this host (an unspecified
+/// address is reached on the loopback).
+fn wake_addr(addr: SocketAddr) -> SocketAddr {
+    match addr.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => (Ipv4Addr::LOCALHOST, addr.port()).into(),
+        IpAddr::V6(ip) if ip.is_unspecified() => (Ipv6Addr::LOCALHOST, addr.port()).into(),
+        _ => addr,
+    }
+}
+
+/// The `http` thread: accept until stopped.
+fn accept_loop(
+    listener: &TcpListener,
+    conns: &crossbeam_channel::Sender<TcpStream>,
+    stop: &StopSignal,
+) {
+    let mut failing = false;
+    while !stop.is_stopped() {
+        match listener.accept() {
+            Ok((stream, _)) => {
+                failing = false;
+                if stop.is_stopped() {
+                    return;
+                }
+                match conns.try_send(stream) {
+                    Ok(()) => {}
+                    Err(TrySendError::Full(stream)) => busy(stream),
+                    Err(TrySendError::Disconnected(_)) => return,
+                }
+            }
+            Err(e) => {
+                // Out of file descriptors, say: log once, back off, go on.
+                if !failing {
+                    log::error!("http: accept failed: {e}; retrying");
+                    failing = true;
+                }
+                if stop.wait(Duration::from_millis(100)) {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Answers 503 on a connection no handler can take.
+fn busy(stream: TcpStream) {
+    METRICS.http_response(503);
+    if let Ok(conn) = server::Conn::new(stream) {
+        let body = br#"{"error":"server busy, try again"}"#;
+        conn.respond(
+            503,
+            &[("Content-Type", "application/json"), ("Retry-After", "1")],
+            body,
+            false,
+            false,
+        );
+    }
+}
+
+/// One handler thread: serve connections until the channel closes.
+fn handle_loop(ctx: &Context, conns: &Receiver<TcpStream>) {
+    let mut handler = Handler {
+        ctx,
+        api: Client::from_store(&ctx.store).with_retention(ctx.retention),
+        probe: Client::from_store(&ctx.probe_store),
+    };
+    for stream in conns.iter() {
+        handler.handle(stream);
+    }
+}
+
+/// A handler thread's state: the shared context and its own clients.
+pub(crate) struct Handler<'a> {
+    pub(crate) ctx: &'a Context,
+    /// For the JSON API (`redis_timeout`).
+    pub(crate) api: Client,
+    /// For `/ready` and `/metrics` (short timeout).
+    pub(crate) probe: Client,
+}
+
+impl Handler<'_> {
+    fn handle(&mut self, stream: TcpStream) {
+        let Ok(mut conn) = server::Conn::new(stream) else {
+            return;
+        };
+        METRICS.http_in_flight.inc();
+        let (reply, head_only, linger, what) = match conn.read_request(MAX_BODY) {
+            Ok(request) => {
+                let reply = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    routes::route(self, &request)
+                }))
+                .unwrap_or_else(|_| Reply::error(500, "internal error (the handler panicked)"));
+                let what = format!("{} {}", request.method, request.target);
+                (reply, request.method == "HEAD", false, what)
+            }
+            Err(refusal) if refusal.status == 0 => {
+                METRICS.http_in_flight.dec();
+                return;
+            }
+            Err(refusal) => (
+                Reply::error(refusal.status, &refusal.message),
+                false,
+                true,
+                "a malformed request".to_string(),
+            ),
+        };
+        METRICS.http_response(reply.status);
+        METRICS.http_in_flight.dec();
+        if reply.status >= 500 {
+            log::warn!("http: {what} -> {}", reply.status);
+        } else {
+            log::debug!("http: {what} -> {}", reply.status);
+        }
+        let mut headers: Vec<(&str, &str)> = vec![
+            ("Content-Type", reply.content_type),
+            ("Cache-Control", "no-store"),
+        ];
+        headers.extend(reply.headers.iter().map(|(n, v)| (*n, v.as_str())));
+        conn.respond(reply.status, &headers, &reply.body, head_only, linger);
+    }
+
+    /// Checks `Authorization: Bearer <token>` when a token is set; the
+    /// comparison takes the same time wherever the first difference is.
+    pub(crate) fn authorized(&self, request: &Request) -> bool {
+        let Some(token) = &self.ctx.token else {
+            return true;
+        };
+        request
+            .headers
+            .iter()
+            .filter(|(n, _)| n == "authorization")
+            .any(|(_, v)| {
+                v.len() > 7
+                    && v.is_char_boundary(7)
+                    && v[..7].eq_ignore_ascii_case("bearer ")
+                    && constant_time_eq(v[7..].trim().as_bytes(), token.as_bytes())
+            })
+    }
+}
+
+/// Equality of two secrets in time independent of where they differ (the
+/// length is not secret).
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// The request body as JSON, `None` when it is empty; not JSON → 400.
+/// (The size cap is applied while reading, in `server.rs`.)
+pub(crate) fn json_body(request: &Request) -> Result<Option<serde_json::Value>, Reply> {
+    if request.body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    serde_json::from_slice(&request.body)
+        .map(Some)
+        .map_err(|e| Reply::error(400, &format!("malformed JSON: {e}")))
+}
+
+/// A response: status, content type, body, extra headers.
+pub(crate) struct Reply {
+    pub(crate) status: u16,
+    content_type: &'static str,
+    body: Vec<u8>,
+    headers: Vec<(&'static str, String)>,
+}
+
+impl Reply {
+    /// `value` as JSON with `status`.
+    pub(crate) fn json(status: u16, value: &impl serde::Serialize) -> Reply {
+        match serde_json::to_vec(value) {
+            Ok(body) => Reply {
+                status,
+                content_type: "application/json",
+                body,
+                headers: Vec::new(),
+            },
+            Err(e) => Reply::error(500, &format!("cannot encode the reply: {e}")),
+        }
+    }
+
+    /// `{"error": message}` with `status`.
+    pub(crate) fn error(status: u16, message: &str) -> Reply {
+        Reply::json(status, &serde_json::json!({ "error": message }))
+    }
+
+    /// A library error with the status it means: bad input 400, unknown id
+    /// 404, Redis unreachable 503, anything else 500.
+    pub(crate) fn from_error(e: &Error) -> Reply {
+        let status = match e {
+            Error::Config(_) => 400,
+            Error::NotFound(_) => 404,
+            Error::Unavailable(_) => 503,
+            _ => 500,
+        };
+        Reply::error(status, &e.to_string())
+    }
+
+    /// Plain text with `content_type`.
+    pub(crate) fn text(status: u16, content_type: &'static str, body: String) -> Reply {
+        Reply {
+            status,
+            content_type,
+            body: body.into_bytes(),
+            headers: Vec::new(),
+        }
+    }
+
+    /// Adds a header.
+    pub(crate) fn with_header(mut self, name: &'static str, value: impl Into<String>) -> Reply {
+        self.headers.push((name, value.into()));
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_comparison() {
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"abcd"));
+        assert!(constant_time_eq(b"", b""));
+    }
+}

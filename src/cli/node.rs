@@ -174,10 +174,23 @@ fn forward_signals(mut signals: Signals) -> crossbeam_channel::Receiver<i32> {
     rx
 }
 
-/// `RUST_LOG` if set, else info for distsched and warn for the rest.
+/// `RUST_LOG` if set, else info for distsched and warn for the rest. One
+/// line per event: `[2026-12-02T06:48:08.977Z INFO  target] message`. The
+/// timestamp comes from chrono (already a dependency), not env_logger's
+/// `humantime` feature, which brings a second date library into the binary.
 fn init_logging() {
+    use std::io::Write;
     let env = env_logger::Env::default().default_filter_or("warn,distsched=info");
     let _ = env_logger::Builder::from_env(env)
-        .format_timestamp_millis()
+        .format(|buf, record| {
+            writeln!(
+                buf,
+                "[{} {:<5} {}] {}",
+                chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.3fZ"),
+                record.level(),
+                record.target(),
+                record.args()
+            )
+        })
         .try_init();
 }

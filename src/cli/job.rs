@@ -122,16 +122,7 @@ fn add(parser: &mut Parser) -> CliResult {
     if let Some(p) = number_flag(&args, "priority", "a whole number from -1000 to 1000")? {
         spec.priority = p;
     }
-    spec.tags = args
-        .get("tags")
-        .map(|t| {
-            t.split(',')
-                .map(str::trim)
-                .filter(|t| !t.is_empty())
-                .map(String::from)
-                .collect()
-        })
-        .unwrap_or_default();
+    spec.tags = args.list("tags");
     spec.balancer = args.get("balancer").map(String::from);
     spec.route_key = args.get("route-key").map(String::from);
     if let Some(m) = args.get("misfire") {

@@ -352,6 +352,19 @@ impl Args {
             .and_then(|(_, v)| v.as_deref())
     }
 
+    /// A comma-separated flag (`--tags a,b`) as its non-empty items.
+    fn list(&self, name: &str) -> Vec<String> {
+        self.get(name)
+            .map(|t| {
+                t.split(',')
+                    .map(str::trim)
+                    .filter(|t| !t.is_empty())
+                    .map(String::from)
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     fn has(&self, name: &str) -> bool {
         self.flags.iter().any(|(n, _)| n == name)
     }

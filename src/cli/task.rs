@@ -140,16 +140,7 @@ fn submit(parser: &mut Parser) -> CliResult {
         spec.backoff = b;
     }
     spec.key = args.get("key").map(String::from);
-    spec.tags = args
-        .get("tags")
-        .map(|t| {
-            t.split(',')
-                .map(str::trim)
-                .filter(|t| !t.is_empty())
-                .map(String::from)
-                .collect()
-        })
-        .unwrap_or_default();
+    spec.tags = args.list("tags");
     spec.balancer = args.get("balancer").map(Balancer::parse).transpose()?;
     spec.route_key = args.get("route-key").map(String::from);
     spec.id = args.get("id").map(String::from);

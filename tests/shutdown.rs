@@ -31,34 +31,49 @@ fn running_on(c: &mut Client, n: usize, worker: &str) -> Vec<String> {
     ids
 }
 
-#[test]
-fn sigterm_lets_running_tasks_finish_within_the_grace() {
-    let redis = RedisServer::start();
-    let (url, ns) = (redis.url(), unique_ns("grace-finish"));
-    let _leader = NodeProc::start(&url, &ns, "leader", &["--role", "scheduler"]);
+/// A leader and worker `w1` (capacity `n`, `--shutdown-grace grace`,
+/// executor `work` = `command`) with `n` tasks running on w1; then SIGTERM
+/// to w1, which must exit 0. Returns the task ids, a client and how long
+/// w1 took to exit.
+fn stop_busy_worker(
+    url: &str,
+    ns: &str,
+    n: usize,
+    grace: &str,
+    command: &str,
+) -> (Vec<String>, Client, Duration, NodeProc) {
+    let leader = NodeProc::start(url, ns, "leader", &["--role", "scheduler"]);
+    let (capacity, exec) = (n.to_string(), format!("work={command}"));
     let mut w1 = NodeProc::start(
-        &url,
-        &ns,
+        url,
+        ns,
         "w1",
         &[
             "--role",
             "worker",
             "--capacity",
-            "3",
+            &capacity,
             "--shutdown-grace",
-            "20s",
+            grace,
             "--exec",
-            "work=sleep 1.5",
+            &exec,
         ],
     );
-    let mut c = Client::open(&url, &ns).expect("client");
-    let ids = running_on(&mut c, 3, "w1");
-
+    let mut c = Client::open(url, ns).expect("client");
+    let ids = running_on(&mut c, n, "w1");
     let stopped = Instant::now();
     w1.sigterm();
     let status = w1.wait_exit(Duration::from_secs(20)).expect("w1 exits");
     let took = stopped.elapsed();
     assert!(status.success(), "w1 exited with {status:?}\n{}", w1.log());
+    (ids, c, took, leader)
+}
+
+#[test]
+fn sigterm_lets_running_tasks_finish_within_the_grace() {
+    let redis = RedisServer::start();
+    let (url, ns) = (redis.url(), unique_ns("grace-finish"));
+    let (ids, mut c, took, _leader) = stop_busy_worker(&url, &ns, 3, "20s", "sleep 1.5");
     for id in &ids {
         let t = c.task(id).expect("task");
         assert_eq!(
@@ -79,30 +94,7 @@ fn sigterm_lets_running_tasks_finish_within_the_grace() {
 fn tasks_past_the_grace_are_handed_back_and_retried_elsewhere() {
     let redis = RedisServer::start();
     let (url, ns) = (redis.url(), unique_ns("grace-expire"));
-    let _leader = NodeProc::start(&url, &ns, "leader", &["--role", "scheduler"]);
-    let mut w1 = NodeProc::start(
-        &url,
-        &ns,
-        "w1",
-        &[
-            "--role",
-            "worker",
-            "--capacity",
-            "2",
-            "--shutdown-grace",
-            "500ms",
-            "--exec",
-            "work=sleep 60",
-        ],
-    );
-    let mut c = Client::open(&url, &ns).expect("client");
-    let ids = running_on(&mut c, 2, "w1");
-
-    let stopped = Instant::now();
-    w1.sigterm();
-    let status = w1.wait_exit(Duration::from_secs(15)).expect("w1 exits");
-    let took = stopped.elapsed();
-    assert!(status.success(), "w1 exited with {status:?}\n{}", w1.log());
+    let (ids, mut c, took, _leader) = stop_busy_worker(&url, &ns, 2, "500ms", "sleep 60");
     // Nothing is left running for the stopped worker: each task counted a
     // failed attempt and waits for its retry.
     for id in &ids {

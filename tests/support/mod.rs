@@ -402,8 +402,27 @@ impl NodeProc {
         send_signal(self.pid(), "KILL");
     }
 
+    /// Sends SIGSTOP and returns once every thread of the process is
+    /// stopped: kill(1) returns when the signal is sent, and a thread
+    /// running on another core may still act for a moment after that.
     pub fn sigstop(&self) {
         send_signal(self.pid(), "STOP");
+        let tasks = format!("/proc/{}/task", self.pid());
+        wait_until(Duration::from_secs(5), "every thread stopped", || {
+            std::fs::read_dir(&tasks)
+                .map(|dir| {
+                    dir.flatten().all(|t| {
+                        std::fs::read_to_string(t.path().join("stat"))
+                            .ok()
+                            .and_then(|stat| {
+                                stat.rsplit_once(") ")
+                                    .and_then(|(_, rest)| rest.chars().next())
+                            })
+                            .is_none_or(|state| matches!(state, 'T' | 't' | 'Z' | 'X'))
+                    })
+                })
+                .unwrap_or(true)
+        });
     }
 
     pub fn sigcont(&self) {

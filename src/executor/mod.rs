@@ -283,15 +283,19 @@ impl Executors {
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_long_log_keeps_its_start_and_its_latest_lines() {
-        let mut ctx = TaskContext::new(
+    fn context() -> TaskContext {
+        TaskContext::new(
             "t",
             "x",
             "null",
             Duration::from_secs(1),
             CancelFlag::default(),
-        );
+        )
+    }
+
+    #[test]
+    fn a_long_log_keeps_its_start_and_its_latest_lines() {
+        let mut ctx = context();
         for i in 0..1000 {
             ctx.log(format!("line {i}"));
         }
@@ -320,13 +324,7 @@ mod tests {
 
     #[test]
     fn a_short_log_is_kept_whole() {
-        let mut ctx = TaskContext::new(
-            "t",
-            "x",
-            "null",
-            Duration::from_secs(1),
-            CancelFlag::default(),
-        );
+        let mut ctx = context();
         // One slot is reserved for the note of dropped lines.
         for i in 0..MAX_LOG_LINES - 1 {
             ctx.log(format!("line {i}"));

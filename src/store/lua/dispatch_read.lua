@@ -62,13 +62,10 @@ for _, w in ipairs(workers) do
   if ok and type(info) == 'table' and w[4] ~= '1' then
     local cap = tonumber(info.capacity) or 0
     if cap > 0 then
-      local offers, carries = {}, {}
-      for _, e in ipairs(info.executors or {}) do offers[e] = true end
-      for _, t in ipairs(info.tags or {}) do carries[t] = true end
       local free = cap - w[3]
       if free < 0 then free = 0 end
       total_free = total_free + free
-      live[#live + 1] = {id = w[1], free = free, offers = offers, carries = carries}
+      live[#live + 1] = {id = w[1], free = free, info = info}
     end
   end
 end
@@ -86,6 +83,12 @@ read_head(KEYS[5], limit, '')
 local park_keys = redis.call('SMEMBERS', KEYS[10])
 local parks = {}
 if #park_keys > 0 then
+  -- What each live worker offers and carries, only when parks need it.
+  for _, w in ipairs(live) do
+    w.offers, w.carries = {}, {}
+    for _, e in ipairs(w.info.executors or {}) do w.offers[e] = true end
+    for _, t in ipairs(w.info.tags or {}) do w.carries[t] = true end
+  end
   local left = batch
   for _, park in ipairs(park_keys) do
     local size = redis.call('ZCARD', park)

@@ -6,7 +6,8 @@
 #   throughput  no-op tasks/s with 1 and 2 worker processes (capacity 10
 #               each; distsched also runs one scheduler-only leader node);
 #               --count tasks (20,000) are queued first, then the workers
-#               start; rate = count / (first start → last end), from the
+#               start and register, then the leader; rate = count / (first
+#               start → last end), from the
 #               tasks' own Redis timestamps. BullMQ: Queue.addBulk the same
 #               count, then Worker processes of concurrency 10 (processedOn →
 #               finishedOn). The ratio distsched / BullMQ is of this run.
@@ -302,24 +303,27 @@ bench_distsched() {
     label="distsched, $n worker node$( ((n == 1)) || echo s)"
     header "$label: $count tasks, capacity $CAPACITY each, plus a scheduler-only leader (namespace $ns)"
 
-    start_node "$ns-leader" --ns "$ns" --role scheduler
-    local leader_pid="$NODE_PID"
-    wait_until 20 leads "$ns" "$ns-leader" || die "the leader did not take the lease within 20s (log: $TMP/$ns-leader.log)"
-
     out="$TMP/$ns.submit"
     run_deadline 600 "$DRIVER" submit --redis "$REDIS_URL" --ns "$ns" --count "$count" >"$out" ||
         die "submit failed (logs in $TMP)"
     cat "$out"
 
-    rcli config resetstat >/dev/null
-    local redis0 leader0
-    redis0="$(cpu_ticks "$REDIS_PID")"
-    leader0="$(cpu_ticks "$leader_pid")"
-    local worker_pids=()
+    # Every worker registered before the leader starts dispatching, so a
+    # slow process start does not leave one worker out of the drain.
+    local worker_pids=() names=()
     for ((i = 1; i <= n; i++)); do
         start_node "$ns-w$i" --ns "$ns" --role worker --capacity "$CAPACITY"
         worker_pids+=("$NODE_PID")
+        names+=("$ns-w$i")
     done
+    wait_registered "$ns" 20 "${names[@]}"
+
+    rcli config resetstat >/dev/null
+    local redis0 leader0
+    redis0="$(cpu_ticks "$REDIS_PID")"
+    start_node "$ns-leader" --ns "$ns" --role scheduler
+    local leader_pid="$NODE_PID"
+    leader0=0
 
     out="$TMP/$ns.drain"
     run_deadline 660 "$DRIVER" drain --redis "$REDIS_URL" --ns "$ns" --count "$count" --timeout 10m --cmdstats >"$out" ||

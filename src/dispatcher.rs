@@ -7,7 +7,10 @@
 //! the [`Planner`] assigns tasks to workers in score order (priority, then
 //! first in); `DISPATCH_COMMIT` moves them onto the workers' queues,
 //! re-checking each assignment, and parks what could not be placed. A tick
-//! dispatches up to `BATCH` tasks in two round trips.
+//! dispatches up to `BATCH` tasks in two round trips. (Under a backlog most
+//! tasks are not dispatched here at all: a worker's `FINISH` refills the
+//! slots it frees with the tasks the balancer would have given it anyway;
+//! see `lua/finish.lua`.)
 //!
 //! **Parks** keep tasks that cannot be placed out of the scan of `pending`,
 //! so a backlog nobody can take never hides runnable tasks behind it and

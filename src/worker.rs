@@ -7,10 +7,14 @@
 //!   its control list, so it pops only while a slot is free and a dispatch
 //!   reaches it without delay.
 //! - pool-N: `capacity` threads reading a bounded crossbeam channel; each
-//!   runs one task's executor and hands the outcome to the reporter.
+//!   runs one task's executor and hands the outcome, with its slot, to the
+//!   reporter.
 //! - reporter: batches outcomes into one `FINISH` call (a pipeline's worth
 //!   per round trip); while Redis is down it keeps them and retries, so no
-//!   finished result is lost to an outage.
+//!   finished result is lost to an outage. The same call refills the freed
+//!   slots from the backlog (see `lua/finish.lua`) and the reporter hands
+//!   the tasks it started to the pool; slots it could not refill go back
+//!   to the fetcher.
 //! - canceller: blocks on the node's cancel list and flags running tasks.
 
 use std::collections::HashMap;
@@ -33,8 +37,8 @@ use crate::store::{Conn, Store, scripts};
 const REPORT_BATCH: usize = 256;
 /// How long the reporter waits for more outcomes while other tasks are
 /// still running, so that tasks ending together are reported (and their
-/// slots refilled by the leader) in one round instead of one by one. A task
-/// that ends alone is reported at once.
+/// slots refilled) in one round instead of one by one. A task that ends
+/// alone is reported at once.
 const REPORT_LINGER: Duration = Duration::from_micros(500);
 /// How long the fetcher blocks in one BLMPOP when idle.
 const IDLE_BLOCK: Duration = Duration::from_secs(10);
@@ -75,11 +79,64 @@ struct Shared {
     /// as failed attempts (to be retried elsewhere), not as cancelled.
     interrupted: AtomicBool,
     retention_ms: u64,
+    capacity: usize,
+    /// What the reporter's refills need (see `FINISH`); `None` once
+    /// fetching stops, so a stopping worker takes no more tasks. Held
+    /// across a refilling `FINISH` call and across orphan adoption, so a
+    /// task a refill has just started is never taken for an orphan.
+    refill: Mutex<Option<Refill>>,
+    /// Set when a `FINISH` call failed after it may have started refilled
+    /// tasks (its reply lost): the fetcher then adopts them.
+    suspect: AtomicBool,
+}
+
+/// The reporter's means to refill freed slots.
+struct Refill {
+    /// The executors this worker offers and its tags, comma lists.
+    executors: String,
+    tags: String,
+    /// The pool's channel, for the tasks a refill starts.
+    jobs: Sender<Claimed>,
 }
 
 impl Shared {
     fn active(&self) -> std::sync::MutexGuard<'_, HashMap<String, (u32, CancelFlag, bool)>> {
         self.active.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn refill(&self) -> std::sync::MutexGuard<'_, Option<Refill>> {
+        self.refill.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Registers claimed tasks as ours: a cancel can reach one before a
+    /// pool thread picks it up, and orphan adoption will not claim it twice.
+    fn adopt(&self, rows: Vec<ClaimRow>) -> Vec<Claimed> {
+        let claimed: Vec<Claimed> = rows
+            .into_iter()
+            .map(
+                |(id, attempt, executor, payload, timeout_ms, job, latency_ms, wait_ms)| {
+                    // -1: a re-claimed task, already observed by the lost call.
+                    if latency_ms >= 0 {
+                        METRICS.dispatch_latency.observe_ms(latency_ms);
+                        METRICS.queue_wait.observe_ms(wait_ms);
+                    }
+                    Claimed {
+                        id,
+                        attempt,
+                        executor,
+                        payload,
+                        timeout: Duration::from_millis(timeout_ms.max(1)),
+                        job: (!job.is_empty()).then_some(job),
+                        cancel: CancelFlag::default(),
+                    }
+                },
+            )
+            .collect();
+        let mut active = self.active();
+        for c in &claimed {
+            active.insert(c.id.clone(), (c.attempt, c.cancel.clone(), false));
+        }
+        claimed
     }
 }
 
@@ -102,6 +159,13 @@ pub fn start(
     executors: Executors,
     running: Arc<AtomicUsize>,
 ) -> Result<Worker> {
+    let offered = executors.names().join(",");
+    let capacity = config.capacity;
+    let (slots_tx, slots_rx) = crossbeam_channel::bounded(capacity);
+    for _ in 0..capacity {
+        slots_tx.send(()).expect("channel sized to capacity");
+    }
+    let (jobs_tx, jobs_rx) = crossbeam_channel::bounded::<Claimed>(capacity);
     let shared = Arc::new(Shared {
         store: store.clone(),
         node: config.node_id.clone(),
@@ -111,23 +175,23 @@ pub fn start(
         active: Mutex::default(),
         interrupted: AtomicBool::new(false),
         retention_ms: config.task_retention.as_millis() as u64,
+        capacity: config.capacity,
+        refill: Mutex::new(Some(Refill {
+            executors: offered,
+            tags: config.tags.join(","),
+            jobs: jobs_tx.clone(),
+        })),
+        suspect: AtomicBool::new(false),
     });
-    let capacity = config.capacity;
-    let (slots_tx, slots_rx) = crossbeam_channel::bounded(capacity);
-    for _ in 0..capacity {
-        slots_tx.send(()).expect("channel sized to capacity");
-    }
-    let (jobs_tx, jobs_rx) = crossbeam_channel::bounded::<Claimed>(capacity);
     let (reports_tx, reports_rx) = crossbeam_channel::unbounded::<Report>();
     let (done_tx, pool_done) = crossbeam_channel::unbounded();
 
     let mut pool = Vec::with_capacity(capacity);
     for n in 0..capacity {
-        let (shared, jobs, reports, slots, done) = (
+        let (shared, jobs, reports, done) = (
             shared.clone(),
             jobs_rx.clone(),
             reports_tx.clone(),
-            slots_tx.clone(),
             done_tx.clone(),
         );
         // Not `component::spawn_thread`: a pool thread spawns the shell
@@ -140,9 +204,9 @@ pub fn start(
                 .name(format!("pool-{n}"))
                 .spawn(move || {
                     for claimed in jobs.iter() {
-                        let report = run_one(&shared, claimed);
-                        let _ = reports.send(report);
-                        let _ = slots.send(());
+                        // The report carries the slot back: the reporter
+                        // refills it or hands it to the fetcher.
+                        let _ = reports.send(run_one(&shared, claimed));
                     }
                     let _ = done.send(());
                 })?,
@@ -161,7 +225,9 @@ pub fn start(
     };
     let reporter = {
         let shared = shared.clone();
-        Component::spawn("reporter", move |_| report_loop(&shared, reports_rx))?
+        Component::spawn("reporter", move |_| {
+            report_loop(&shared, reports_rx, &slots_tx)
+        })?
     };
     let cancel_ctl = store.keys.control(&config.node_id, "canceller");
     let canceller = {
@@ -184,6 +250,7 @@ pub fn start(
 impl Worker {
     /// Stops fetching and hands queued, unstarted tasks back to pending.
     pub fn stop_fetching(&mut self) {
+        self.shared.refill().take();
         if let Some(f) = self.fetcher.take() {
             f.stop();
         }
@@ -321,34 +388,7 @@ fn claim(
             .arg(items)
             .invoke(c)
     })?;
-    let claimed: Vec<Claimed> = rows
-        .into_iter()
-        .map(
-            |(id, attempt, executor, payload, timeout_ms, job, latency_ms, wait_ms)| {
-                // -1: a re-claimed task, already observed by the lost call.
-                if latency_ms >= 0 {
-                    METRICS.dispatch_latency.observe_ms(latency_ms);
-                    METRICS.queue_wait.observe_ms(wait_ms);
-                }
-                Claimed {
-                    id,
-                    attempt,
-                    executor,
-                    payload,
-                    timeout: Duration::from_millis(timeout_ms.max(1)),
-                    job: (!job.is_empty()).then_some(job),
-                    cancel: CancelFlag::default(),
-                }
-            },
-        )
-        .collect();
-    // Known as ours from now on: a cancel can reach it before a pool thread
-    // picks it up, and orphan adoption will not claim it twice.
-    let mut active = shared.active();
-    for c in &claimed {
-        active.insert(c.id.clone(), (c.attempt, c.cancel.clone(), false));
-    }
-    Ok(claimed)
+    Ok(shared.adopt(rows))
 }
 
 /// Tasks running on this worker in Redis that no thread here knows of: a
@@ -410,7 +450,12 @@ fn fetch_loop(
         if stop.is_stopped() {
             return;
         }
+        // A reporter call that started refilled tasks may have lost its
+        // reply too.
+        suspect |= shared.suspect.swap(false, Ordering::SeqCst);
         let attempt = if suspect {
+            // No refill may start tasks meanwhile: they would look orphaned.
+            let _refills = shared.refill();
             orphans(shared, &mut conn).and_then(|mut items| {
                 if !items.is_empty() {
                     log::warn!(
@@ -486,11 +531,15 @@ fn fetch_loop(
     }
 }
 
-fn report_loop(shared: &Shared, reports: Receiver<Report>) {
+fn report_loop(shared: &Shared, reports: Receiver<Report>, slots: &Sender<()>) {
     let mut conn = shared.store.conn("reporter");
     let mut batch: Vec<Report> = Vec::new();
+    // Slots freed by the reports received and not yet refilled or handed
+    // to the fetcher (each report carries its slot).
+    let mut tokens = 0usize;
     let mut give_up_at: Option<Instant> = None;
     loop {
+        let before = batch.len();
         if batch.is_empty() {
             match reports.recv() {
                 Ok(r) => batch.push(r),
@@ -509,8 +558,12 @@ fn report_loop(shared: &Shared, reports: Receiver<Report>) {
                 .try_iter()
                 .take(REPORT_BATCH.saturating_sub(batch.len())),
         );
-        match finish(shared, &mut conn, &batch) {
-            Ok((_, rejected, _, retried, failed)) => {
+        tokens += batch.len() - before;
+        let refill = shared.refill();
+        let direct = if refill.is_some() { tokens } else { 0 };
+        match finish(shared, &mut conn, &batch, refill.as_ref(), direct) {
+            Ok((_, rejected, _, retried, failed, queued, started)) => {
+                METRICS.refills.add(queued + started.len() as u64);
                 METRICS.stale_results.add(rejected);
                 METRICS.retries.add(retried);
                 METRICS.failures.add(failed);
@@ -520,15 +573,28 @@ fn report_loop(shared: &Shared, reports: Receiver<Report>) {
                     );
                 }
                 batch.clear();
+                tokens -= started.len().min(tokens);
+                if let Some(r) = refill.as_ref() {
+                    for c in shared.adopt(started) {
+                        let _ = r.jobs.send(c);
+                    }
+                }
             }
             Err(e) => {
+                // The reply of a call that started tasks may be lost.
+                if direct > 0 {
+                    shared.suspect.store(true, Ordering::SeqCst);
+                }
                 // Keep the batch and retry: results survive a Redis outage.
                 // Once the pool is gone (shutdown), retry for a bounded time.
                 if !e.is_unavailable() {
                     log::error!("reporter: cannot record {} results: {e}", batch.len());
                 }
                 match reports.try_recv() {
-                    Ok(r) => batch.push(r),
+                    Ok(r) => {
+                        batch.push(r);
+                        tokens += 1;
+                    }
                     Err(crossbeam_channel::TryRecvError::Disconnected) => {
                         let at = *give_up_at.get_or_insert_with(|| Instant::now() + FLUSH_LIMIT);
                         if Instant::now() >= at {
@@ -541,16 +607,36 @@ fn report_loop(shared: &Shared, reports: Receiver<Report>) {
                     }
                     Err(crossbeam_channel::TryRecvError::Empty) => {}
                 }
+                drop(refill);
+                for _ in 0..std::mem::take(&mut tokens) {
+                    let _ = slots.send(());
+                }
                 std::thread::sleep(conn.backoff());
+                continue;
             }
+        }
+        drop(refill);
+        // What a refill could not fill is the fetcher's to fill.
+        for _ in 0..std::mem::take(&mut tokens) {
+            let _ = slots.send(());
         }
     }
 }
 
-/// `(accepted, rejected, succeeded, retried, failed)` of one `FINISH` call.
-type Finished = (u64, u64, u64, u64, u64);
+/// `(accepted, rejected, succeeded, retried, failed, refilled onto the
+/// queue, tasks refilled and started)` of one `FINISH` call.
+type Finished = (u64, u64, u64, u64, u64, u64, Vec<ClaimRow>);
 
-fn finish(shared: &Shared, conn: &mut Conn, batch: &[Report]) -> Result<Finished> {
+/// Records `batch` and refills the freed slots (see `FINISH`): with
+/// `refill`, `direct` refilled tasks are started at once (the caller holds
+/// that many free pool slots), others queued.
+fn finish(
+    shared: &Shared,
+    conn: &mut Conn,
+    batch: &[Report],
+    refill: Option<&Refill>,
+    direct: usize,
+) -> Result<Finished> {
     let keys = &shared.store.keys;
     conn.run(|c| {
         let mut inv = scripts::FINISH.prepare_invoke();
@@ -559,13 +645,25 @@ fn finish(shared: &Shared, conn: &mut Conn, batch: &[Report]) -> Result<Finished
             .key(keys.delayed())
             .key(keys.pending())
             .key(keys.wake())
+            .key(keys.node(&shared.node))
+            .key(keys.leader_status())
+            .key(keys.queue(&shared.node))
+            .key(keys.parks())
             .arg(&shared.node)
             .arg(keys.task_prefix())
             .arg(keys.log_prefix())
             .arg(shared.retention_ms)
             .arg(LOG_CAP)
             .arg(keys.done_prefix())
-            .arg(keys.stats_prefix());
+            .arg(keys.stats_prefix())
+            .arg(shared.capacity)
+            .arg(RECOVERY_GRACE.as_millis() as u64)
+            .arg(&shared.instance);
+        match refill {
+            Some(r) => inv.arg(&r.executors).arg(&r.tags),
+            None => inv.arg("").arg(""),
+        };
+        inv.arg(keys.park_prefix()).arg(direct);
         for r in batch {
             let result = r
                 .outcome

@@ -356,3 +356,175 @@ fn consistent_hash_keeps_keys_and_moves_about_one_in_n() {
     let shown = json_of(&out);
     assert_eq!(shown["worker"], after["key-7"].as_str(), "{shown}");
 }
+
+/// A counter's value in a node's `/metrics` (0 when absent).
+fn metric(port: u16, name: &str) -> u64 {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect to /metrics");
+    s.set_read_timeout(Some(WAIT)).expect("timeout");
+    s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").expect("send");
+    let mut text = String::new();
+    s.read_to_string(&mut text).expect("read /metrics");
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Samples every worker's held set (queued + running) until all of `ids`
+/// have ended; returns the tasks and the most any worker held at once.
+fn drain_sampling_held(
+    client: &mut distsched::Client,
+    probe: &mut Probe,
+    ns: &str,
+    workers: &[&str],
+    ids: &[String],
+) -> (Vec<Task>, u64) {
+    let keys = distsched::store::Keys::new(ns);
+    let mut most = 0;
+    wait_until(WAIT, &format!("{} tasks ended", ids.len()), || {
+        for w in workers {
+            let held: u64 = probe.run(|c| redis::cmd("SCARD").arg(keys.held(w)).query(c));
+            most = most.max(held);
+        }
+        probe
+            .statuses(ids)
+            .iter()
+            .all(|s| matches!(s.as_deref(), Some("success" | "failed" | "cancelled")))
+    });
+    let tasks = ids
+        .iter()
+        .map(|id| client.task(id).expect("task"))
+        .collect();
+    (tasks, most)
+}
+
+/// Refills (DESIGN §5 "Dispatch"): with a backlog, a worker's report takes
+/// the next tasks into the slots it frees, so most tasks never wait for a
+/// leader round, and still no worker holds more than its capacity, each
+/// task runs once, and keyed (`consistent-hash`) tasks mixed into the
+/// backlog still run on their owner only.
+#[test]
+fn a_backlog_is_refilled_by_reports_within_capacity() {
+    let redis = RedisServer::start();
+    let url = redis.url();
+    let ns = unique_ns("refill");
+    let ports = [free_port(), free_port(), free_port()];
+    let http = |i: usize| format!("127.0.0.1:{}", ports[i]);
+    let _leader = NodeProc::start(
+        &url,
+        &ns,
+        "lead",
+        &["--role", "scheduler", "--http", &http(0)],
+    );
+    let worker = |id: &str, i: usize| {
+        let port = http(i);
+        let flags = [
+            "--role",
+            "worker",
+            "--capacity",
+            "3",
+            "--exec",
+            "nap=sleep 0.02",
+            "--http",
+            &port,
+        ];
+        NodeProc::start(&url, &ns, id, &flags)
+    };
+    let (_w1, _w2) = (worker("w1", 1), worker("w2", 2));
+    wait_for_cluster(&url, &ns, &["w1", "w2"], WAIT);
+    let mut client = client(&url, &ns);
+    let mut probe = Probe::new(&url, &ns);
+
+    const PLAIN: usize = 120;
+    const KEYED: usize = 30;
+    let mut specs: Vec<TaskSpec> = (0..PLAIN)
+        .map(|i| TaskSpec::new("nap").with_payload(&json!(i)).with_retries(0))
+        .collect();
+    for i in 0..KEYED {
+        let key = format!("key-{i}");
+        let mut s = TaskSpec::new("nap")
+            .with_payload(&json!({ "key": key }))
+            .with_retries(0);
+        s.balancer = Some(Balancer::ConsistentHash);
+        s.route_key = Some(key);
+        // Spread through the backlog, not all at its end.
+        specs.insert(i * 5, s);
+    }
+    let ids = submit_all(&mut client, &specs);
+    let (tasks, most) = drain_sampling_held(&mut client, &mut probe, &ns, &["w1", "w2"], &ids);
+
+    assert!(most <= 3, "a worker held {most} tasks with capacity 3");
+    for t in &tasks {
+        assert_eq!(t.status, Status::Success, "{t:?}");
+        assert_eq!(t.attempt, 1, "task {} ran more than once: {t:?}", t.id);
+    }
+    let keyed: Vec<Task> = tasks
+        .iter()
+        .filter(|t| t.payload.get("key").is_some())
+        .cloned()
+        .collect();
+    for (key, node) in placement(&keyed) {
+        assert_eq!(node, predicted(&key, &["w1", "w2"]), "key {key}");
+    }
+    let per_worker = count_by_worker(&tasks);
+    let refills = metric(ports[1], "distsched_worker_refills_total")
+        + metric(ports[2], "distsched_worker_refills_total");
+    let dispatched = metric(ports[0], "distsched_dispatched_total");
+    report(&format!(
+        "refill: {} tasks, per worker {per_worker:?}; {refills} refilled by reports, {dispatched} dispatched by the leader; most held at once {most} (capacity 3)",
+        tasks.len()
+    ));
+    assert_eq!(
+        refills + dispatched,
+        tasks.len() as u64,
+        "every task is dispatched once, by a refill or the leader"
+    );
+    assert!(
+        refills >= PLAIN as u64 / 2,
+        "only {refills} of {PLAIN} unkeyed tasks were refilled"
+    );
+    assert!(per_worker.len() == 2, "{per_worker:?}");
+}
+
+/// A leader whose default balancer is `consistent-hash` publishes it, and
+/// refills then leave tasks that name no balancer to their owner: under a
+/// backlog every task runs on the worker its id hashes to.
+#[test]
+fn refills_honour_a_consistent_hash_default() {
+    let redis = RedisServer::start();
+    let url = redis.url();
+    let ns = unique_ns("refill-hash");
+    let _leader = NodeProc::start(
+        &url,
+        &ns,
+        "lead",
+        &["--role", "scheduler", "--balancer", "consistent-hash"],
+    );
+    let flags = [
+        "--role",
+        "worker",
+        "--capacity",
+        "1",
+        "--exec",
+        "nap=sleep 0.01",
+    ];
+    let names = ["w1", "w2", "w3"];
+    let _workers: Vec<NodeProc> = names
+        .iter()
+        .map(|id| NodeProc::start(&url, &ns, id, &flags))
+        .collect();
+    wait_for_cluster(&url, &ns, &names, WAIT);
+    let mut client = client(&url, &ns);
+    let mut probe = Probe::new(&url, &ns);
+
+    let specs: Vec<TaskSpec> = (0..60)
+        .map(|i| TaskSpec::new("nap").with_payload(&json!(i)).with_retries(0))
+        .collect();
+    let ids = submit_all(&mut client, &specs);
+    let (tasks, most) = drain_sampling_held(&mut client, &mut probe, &ns, &names, &ids);
+    assert!(most <= 1, "a worker held {most} tasks with capacity 1");
+    for t in &tasks {
+        assert_eq!(t.status, Status::Success, "{t:?}");
+        assert_eq!(worker(t), predicted(&t.id, &names), "task {}", t.id);
+    }
+}

@@ -44,6 +44,8 @@ pub struct Metrics {
     pub timeouts: Counter,
     /// Results rejected because the attempt had been reassigned (zombie).
     pub stale_results: Counter,
+    /// Tasks this worker's reports took from `pending` into freed slots.
+    pub refills: Counter,
     /// Tasks a dead node held in its queue, handed back to pending.
     pub recovered_requeued: Counter,
     /// Running tasks of a dead or overdue worker counted as failed attempts.
@@ -78,6 +80,7 @@ pub static METRICS: Metrics = Metrics {
     failures: Counter::new(),
     timeouts: Counter::new(),
     stale_results: Counter::new(),
+    refills: Counter::new(),
     recovered_requeued: Counter::new(),
     recovered_failed_over: Counter::new(),
     dead_nodes: Counter::new(),
@@ -111,7 +114,7 @@ impl Metrics {
 
     /// Writes every metric of this registry into `enc`.
     pub fn encode(&self, enc: &mut Encoder) {
-        let counters: [(&str, &str, &Counter); 10] = [
+        let counters: [(&str, &str, &Counter); 11] = [
             (
                 "leader_elections_total",
                 "Times this node won the leader lease.",
@@ -151,6 +154,11 @@ impl Metrics {
                 "stale_results_total",
                 "Results rejected because the attempt had been reassigned (zombie worker).",
                 &self.stale_results,
+            ),
+            (
+                "worker_refills_total",
+                "Tasks this worker's result reports took from pending into the slots they freed.",
+                &self.refills,
             ),
             (
                 "dead_nodes_total",

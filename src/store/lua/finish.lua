@@ -1,22 +1,46 @@
--- Worker: record the outcome of attempts (a batch), retry or end the tasks.
+-- Worker: record the outcome of attempts (a batch), retry or end the tasks,
+-- then refill this worker's free slots from `pending` (below).
 -- KEYS[1] running, KEYS[2] the worker's held set, KEYS[3] delayed,
--- KEYS[4] pending, KEYS[5] wake
+-- KEYS[4] pending, KEYS[5] wake, KEYS[6] the worker's registry entry,
+-- KEYS[7] leader:status, KEYS[8] the worker's queue, KEYS[9] parks index
 -- ARGV[1] node id, ARGV[2] task prefix, ARGV[3] log prefix, ARGV[4] retention
 -- ms, ARGV[5] log cap, ARGV[6] done prefix, ARGV[7] per-minute stats
--- prefix, then per outcome: id, attempt,
+-- prefix, ARGV[8] the worker's capacity, ARGV[9] dispatch grace ms,
+-- ARGV[10] its instance, ARGV[11] its executors and ARGV[12] its tags
+-- (comma lists), ARGV[13] park prefix, ARGV[14] how many refilled tasks
+-- to start at once (the worker holds that many free pool threads; the
+-- rest go onto its queue), then per outcome: id, attempt,
 -- outcome (success|failed|timeout|cancelled), result JSON, error text,
 -- random [0,1) for jitter, n log lines, the n lines.
 -- A report for an attempt that is no longer the task's current one on this
 -- worker (recovered, reassigned, or a zombie worker) changes nothing.
 -- Accepted outcomes are also counted in this minute's stats hash (for the
 -- `stats` rates), in the same script so a retried batch cannot count twice.
--- Returns {accepted, rejected, succeeded, retried, failed (ended)}.
+--
+-- Refill: with a backlog every capable worker is full, so the balancer can
+-- only give the next task to the worker that frees a slot; this call gives
+-- it at once, from `pending` or a park of tasks nobody could take, as the
+-- leader's dispatch does (attempt + 1, held, running deadline), and starts
+-- as many as the worker has idle pool threads for (the rest go onto its
+-- queue), so the leader's round per refill drops out of the hot path. Only
+-- tasks the balancer would place there without a choice qualify: the
+-- worker offers the executor and carries the tags, and the task is not
+-- placed by key (`consistent-hash`, named or the leader's default, goes to
+-- its owner). The worker must be registered under this instance and not
+-- draining (nor stopping: it then sends no executors), and queued +
+-- running stays within its capacity. The leader is woken when a slot
+-- stayed free, a task at the head was left for others, or a retry was
+-- scheduled: then it has work this call did not do.
+-- Returns {accepted, rejected, succeeded, retried, failed (ended), tasks
+-- refilled onto the queue, {id, attempt, executor, payload, timeout ms,
+-- job, dispatch latency ms, queue wait ms}... per task refilled and
+-- started (as START returns them)}.
 local now = now_ms()
 local retention = tonumber(ARGV[4])
 local cap = tonumber(ARGV[5])
 local accepted, rejected = 0, 0
 local counts = {success = 0, retried = 0, failed = 0, timeout = 0}
-local i = 8
+local i = 15
 while i <= #ARGV do
   local id, attempt, outcome, result, err, rnd = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], tonumber(ARGV[i + 5])
   local nlines = tonumber(ARGV[i + 6])
@@ -65,12 +89,88 @@ while i <= #ARGV do
     end
   end
 end
+-- Moves up to the worker's free slots from the heads of `pending` and of
+-- the executor parks it can take from (merged by score) onto its queue,
+-- reading a few more than that so that tasks for other workers at the head
+-- do not stop a refill (the leader parks those). Returns how many, and
+-- whether the leader is still needed (a slot left free, a task left).
+local function refill()
+  local node = redis.call('HMGET', KEYS[6], 'instance', 'draining')
+  if ARGV[11] == '' or node[1] ~= ARGV[10] or node[2] == '1' then return {}, 0, true end
+  local free = tonumber(ARGV[8]) - redis.call('SCARD', KEYS[2])
+  if free <= 0 then return {}, 0, false end
+  local offers, carries = {}, {}
+  for e in string.gmatch(ARGV[11], '[^,]+') do offers[e] = true end
+  for t in string.gmatch(ARGV[12], '[^,]+') do carries[t] = true end
+  local function carried(tags)
+    for t in string.gmatch(tags or '', '[^,]+') do
+      if not carries[t] then return false end
+    end
+    return true
+  end
+  local sources = {KEYS[4]}
+  local exec_prefix = ARGV[13] .. 'exec:'
+  for _, park in ipairs(redis.call('SMEMBERS', KEYS[9])) do
+    if string.sub(park, 1, #exec_prefix) == exec_prefix then
+      local executor, tags = string.match(string.sub(park, #exec_prefix + 1), '^([^|]*)|(.*)$')
+      if executor and offers[executor] and carried(tags) then sources[#sources + 1] = park end
+    end
+  end
+  local heads = {}
+  for _, from in ipairs(sources) do
+    local head = redis.call('ZRANGE', from, 0, free + 7, 'WITHSCORES')
+    for j = 1, #head, 2 do heads[#heads + 1] = {head[j], tonumber(head[j + 1]), from} end
+  end
+  if #sources > 1 then
+    table.sort(heads, function(x, y) return x[2] < y[2] end)
+  end
+  local default = redis.call('HGET', KEYS[7], 'balancer')
+  local direct = tonumber(ARGV[14])
+  local items, started, skipped = {}, {}, false
+  for _, h in ipairs(heads) do
+    local id, from = h[1], h[3]
+    local key = ARGV[2] .. id
+    local f = redis.call('HMGET', key, 'executor', 'tags', 'balancer', 'route_key', 'timeout_ms', 'wait_reason',
+      'attempt', 'payload', 'job', 'ready_ms', 'next_attempt_ms', 'created_ms')
+    local balancer = f[3] or default
+    if f[1] and offers[f[1]] and not f[4] and balancer and balancer ~= 'consistent-hash' and carried(f[2]) then
+      redis.call('ZREM', from, id)
+      local attempt = tonumber(f[7] or 0) + 1
+      local timeout = f[5] or '300000'
+      redis.call('ZADD', KEYS[1], now + tonumber(timeout) + tonumber(ARGV[9]), id)
+      redis.call('SADD', KEYS[2], id)
+      if #started < direct then
+        redis.call('HSET', key, 'attempt', attempt, 'worker', ARGV[1], 'dispatched_ms', now,
+          'status', 'running', 'started_ms', now)
+        local ready = math.max(tonumber(f[10] or f[12] or 0), tonumber(f[11] or 0))
+        local latency = -1
+        if ready > 0 then latency = math.max(now - ready, 0) end
+        started[#started + 1] = {id, attempt, f[1], f[8] or 'null', timeout, f[9] or '', latency, 0}
+      else
+        redis.call('HSET', key, 'attempt', attempt, 'worker', ARGV[1], 'dispatched_ms', now)
+        items[#items + 1] = id .. '|' .. attempt
+      end
+      if from ~= KEYS[4] then
+        redis.call('HDEL', key, 'wait_reason', 'parked')
+      elseif f[6] then
+        redis.call('HDEL', key, 'wait_reason')
+      end
+      if #started + #items == free then break end
+    else
+      skipped = true
+    end
+  end
+  if #items > 0 then redis.call('LPUSH', KEYS[8], unpack(items)) end
+  return started, #items, skipped or #started + #items < free
+end
+
+local started, queued, needs_leader = refill()
 if accepted > 0 then
-  wake(KEYS[5])
+  if needs_leader or counts.retried > 0 then wake(KEYS[5]) end
   local stats = ARGV[7] .. math.floor(now / 60000)
   for field, n in pairs(counts) do
     if n > 0 then redis.call('HINCRBY', stats, field, n) end
   end
   redis.call('PEXPIRE', stats, 3600000)
 end
-return {accepted, rejected, counts.success, counts.retried, counts.failed}
+return {accepted, rejected, counts.success, counts.retried, counts.failed, queued, started}

@@ -19,7 +19,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
@@ -35,6 +35,10 @@ use crate::store::{Conn, Store, scripts};
 
 /// Most outcomes sent in one `FINISH` call.
 const REPORT_BATCH: usize = 256;
+/// Reporter threads, each with its own connection: while one waits on a
+/// `FINISH` call the other gathers the next batch, so Redis and the pool
+/// are not idle in turn.
+const REPORTER_NAMES: [&str; 2] = ["reporter-0", "reporter-1"];
 /// How long the reporter waits for more outcomes while other tasks are
 /// still running, so that tasks ending together are reported (and their
 /// slots refilled) in one round instead of one by one. A task that ends
@@ -80,11 +84,15 @@ struct Shared {
     interrupted: AtomicBool,
     retention_ms: u64,
     capacity: usize,
-    /// What the reporter's refills need (see `FINISH`); `None` once
-    /// fetching stops, so a stopping worker takes no more tasks. Held
-    /// across a refilling `FINISH` call and across orphan adoption, so a
-    /// task a refill has just started is never taken for an orphan.
-    refill: Mutex<Option<Refill>>,
+    /// What the reporters' refills need (see `FINISH`); `None` once
+    /// fetching stops, so a stopping worker takes no more tasks. Read-held
+    /// across a refilling `FINISH` call and write-held across orphan
+    /// adoption, so a task a refill has just started is never taken for an
+    /// orphan.
+    refill: RwLock<Option<Refill>>,
+    /// Held by the reporter collecting the next batch, so that one reporter
+    /// gathers outcomes while the other waits on Redis.
+    collecting: Mutex<()>,
     /// Set when a `FINISH` call failed after it may have started refilled
     /// tasks (its reply lost): the fetcher then adopts them.
     suspect: AtomicBool,
@@ -104,8 +112,12 @@ impl Shared {
         self.active.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn refill(&self) -> std::sync::MutexGuard<'_, Option<Refill>> {
-        self.refill.lock().unwrap_or_else(|p| p.into_inner())
+    fn refill(&self) -> std::sync::RwLockReadGuard<'_, Option<Refill>> {
+        self.refill.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn refill_exclusive(&self) -> std::sync::RwLockWriteGuard<'_, Option<Refill>> {
+        self.refill.write().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Registers claimed tasks as ours: a cancel can reach one before a
@@ -147,7 +159,7 @@ pub struct Worker {
     canceller: Option<Component>,
     pool: Vec<std::thread::JoinHandle<()>>,
     pool_done: Receiver<()>,
-    reporter: Option<Component>,
+    reporters: Vec<Component>,
     grace: Duration,
 }
 
@@ -176,7 +188,8 @@ pub fn start(
         interrupted: AtomicBool::new(false),
         retention_ms: config.task_retention.as_millis() as u64,
         capacity: config.capacity,
-        refill: Mutex::new(Some(Refill {
+        collecting: Mutex::default(),
+        refill: RwLock::new(Some(Refill {
             executors: offered,
             tags: config.tags.join(","),
             jobs: jobs_tx.clone(),
@@ -223,12 +236,13 @@ pub fn start(
         })?
         .with_waker(move || wake_control(&waker_store, &fetch_ctl))
     };
-    let reporter = {
-        let shared = shared.clone();
-        Component::spawn("reporter", move |_| {
-            report_loop(&shared, reports_rx, &slots_tx)
-        })?
-    };
+    let mut reporters = Vec::with_capacity(REPORTER_NAMES.len());
+    for name in REPORTER_NAMES {
+        let (shared, reports, slots) = (shared.clone(), reports_rx.clone(), slots_tx.clone());
+        reporters.push(Component::spawn(name, move |_| {
+            report_loop(&shared, reports, &slots)
+        })?);
+    }
     let cancel_ctl = store.keys.control(&config.node_id, "canceller");
     let canceller = {
         let (shared, ctl) = (shared.clone(), cancel_ctl.clone());
@@ -242,7 +256,7 @@ pub fn start(
         canceller: Some(canceller),
         pool,
         pool_done,
-        reporter: Some(reporter),
+        reporters,
         grace: config.shutdown_grace,
     })
 }
@@ -250,7 +264,7 @@ pub fn start(
 impl Worker {
     /// Stops fetching and hands queued, unstarted tasks back to pending.
     pub fn stop_fetching(&mut self) {
-        self.shared.refill().take();
+        self.shared.refill_exclusive().take();
         if let Some(f) = self.fetcher.take() {
             f.stop();
         }
@@ -308,8 +322,8 @@ impl Worker {
         if let Some(c) = self.canceller.take() {
             c.stop();
         }
-        // The reporter ends once every pool thread (report sender) is gone.
-        if let Some(r) = self.reporter.take() {
+        // A reporter ends once every pool thread (report sender) is gone.
+        for r in self.reporters.drain(..) {
             r.join();
         }
     }
@@ -455,7 +469,7 @@ fn fetch_loop(
         suspect |= shared.suspect.swap(false, Ordering::SeqCst);
         let attempt = if suspect {
             // No refill may start tasks meanwhile: they would look orphaned.
-            let _refills = shared.refill();
+            let _refills = shared.refill_exclusive();
             orphans(shared, &mut conn).and_then(|mut items| {
                 if !items.is_empty() {
                     log::warn!(
@@ -533,6 +547,7 @@ fn fetch_loop(
 
 fn report_loop(shared: &Shared, reports: Receiver<Report>, slots: &Sender<()>) {
     let mut conn = shared.store.conn("reporter");
+    let collecting = || shared.collecting.lock().unwrap_or_else(|p| p.into_inner());
     let mut batch: Vec<Report> = Vec::new();
     // Slots freed by the reports received and not yet refilled or handed
     // to the fetcher (each report carries its slot).
@@ -540,6 +555,7 @@ fn report_loop(shared: &Shared, reports: Receiver<Report>, slots: &Sender<()>) {
     let mut give_up_at: Option<Instant> = None;
     loop {
         let before = batch.len();
+        let turn = collecting();
         if batch.is_empty() {
             match reports.recv() {
                 Ok(r) => batch.push(r),
@@ -559,6 +575,7 @@ fn report_loop(shared: &Shared, reports: Receiver<Report>, slots: &Sender<()>) {
                 .take(REPORT_BATCH.saturating_sub(batch.len())),
         );
         tokens += batch.len() - before;
+        drop(turn);
         let refill = shared.refill();
         let direct = if refill.is_some() { tokens } else { 0 };
         match finish(shared, &mut conn, &batch, refill.as_ref(), direct) {

@@ -54,7 +54,7 @@ while i <= #ARGV do
   if f[2] ~= attempt or f[3] ~= ARGV[1] or (f[1] ~= 'running' and f[1] ~= 'cancelled') then
     rejected = rejected + 1
     if f[1] then
-      append_log(logkey, {tag .. 'stale ' .. outcome .. ' from ' .. ARGV[1] ..
+      append_log(key, logkey, {tag .. 'stale ' .. outcome .. ' from ' .. ARGV[1] ..
         ' rejected (current attempt ' .. tostring(f[2]) .. ', status ' .. f[1] .. ')'}, cap)
     end
   else
@@ -62,11 +62,11 @@ while i <= #ARGV do
     if outcome == 'timeout' then counts.timeout = counts.timeout + 1 end
     redis.call('SREM', KEYS[2], id)
     redis.call('ZREM', KEYS[1], id)
-    append_log(logkey, lines, cap)
+    append_log(key, logkey, lines, cap)
     local afield, avalue = attempt_field(attempt, ARGV[1], f[6], outcome, err, now)
     if f[1] == 'cancelled' then
       redis.call('HSET', key, afield, avalue)
-      append_log(logkey, {tag .. 'stopped after cancel'}, cap)
+      append_log(key, logkey, {tag .. 'stopped after cancel'}, cap)
     elseif outcome == 'success' then
       -- The hot path: one write for the whole outcome.
       redis.call('HSET', key, 'status', 'success', 'ended_ms', now, 'result', result, afield, avalue)
@@ -79,10 +79,10 @@ while i <= #ARGV do
       redis.call('HSET', key, 'result', result, afield, avalue)
       local status, delay = fail_attempt(key, id, KEYS[3], now, err, rnd)
       if status == 'retrying' then
-        append_log(logkey, {tag .. outcome .. ': ' .. err .. '; retry in ' .. delay .. 'ms'}, cap)
+        append_log(key, logkey, {tag .. outcome .. ': ' .. err .. '; retry in ' .. delay .. 'ms'}, cap)
         counts.retried = counts.retried + 1
       else
-        append_log(logkey, {tag .. outcome .. ': ' .. err .. '; no retries left'}, cap)
+        append_log(key, logkey, {tag .. outcome .. ': ' .. err .. '; no retries left'}, cap)
         end_task(key, logkey, ARGV[6] .. id, 'failed', retention)
         counts.failed = counts.failed + 1
       end
@@ -91,7 +91,7 @@ while i <= #ARGV do
 end
 -- Moves up to the worker's free slots from the heads of `pending` and of
 -- the executor parks it can take from (merged by score) onto its queue,
--- reading a few more than that so that tasks for other workers at the head
+-- reading a few (4) more than that so that tasks for other workers at the head
 -- do not stop a refill (the leader parks those). Returns how many, and
 -- whether the leader is still needed (a slot left free, a task left).
 local function refill()
@@ -116,12 +116,16 @@ local function refill()
       if executor and offers[executor] and carried(tags) then sources[#sources + 1] = park end
     end
   end
+  -- Scores only when there is a merge to do: formatting them is a good
+  -- part of this call's cost.
   local heads = {}
-  for _, from in ipairs(sources) do
-    local head = redis.call('ZRANGE', from, 0, free + 7, 'WITHSCORES')
-    for j = 1, #head, 2 do heads[#heads + 1] = {head[j], tonumber(head[j + 1]), from} end
-  end
-  if #sources > 1 then
+  if #sources == 1 then
+    for _, id in ipairs(redis.call('ZRANGE', KEYS[4], 0, free + 3)) do heads[#heads + 1] = {id, 0, KEYS[4]} end
+  else
+    for _, from in ipairs(sources) do
+      local head = redis.call('ZRANGE', from, 0, free + 3, 'WITHSCORES')
+      for j = 1, #head, 2 do heads[#heads + 1] = {head[j], tonumber(head[j + 1]), from} end
+    end
     table.sort(heads, function(x, y) return x[2] < y[2] end)
   end
   local default = redis.call('HGET', KEYS[7], 'balancer')

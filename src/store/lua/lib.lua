@@ -15,10 +15,15 @@ local function pending_score(priority, seq)
   return (1000 - tonumber(priority)) * 1099511627776 + tonumber(seq)
 end
 
--- Appends lines to a task log, keeping the newest `cap`.
-local function append_log(key, lines, cap)
+-- Appends lines to task `task`'s log `key`, keeping the newest `cap`. A
+-- log created for a task that has ended already (a late, stale result)
+-- expires with it.
+local function append_log(task, key, lines, cap)
   if #lines > 0 then
-    redis.call('RPUSH', key, unpack(lines))
+    if redis.call('RPUSH', key, unpack(lines)) == #lines then
+      local ttl = redis.call('PTTL', task)
+      if ttl > 0 then redis.call('PEXPIRE', key, ttl) end
+    end
     redis.call('LTRIM', key, -cap, -1)
   end
 end
@@ -97,7 +102,7 @@ local function cancel_task(id, k, p, retention, cap, why)
     redis.call('PEXPIRE', ctl, 60000)
   end
   redis.call('HSET', k.task, 'status', 'cancelled', 'ended_ms', now_ms())
-  append_log(k.log, {why .. ' while ' .. status}, cap)
+  append_log(k.task, k.log, {why .. ' while ' .. status}, cap)
   end_task(k.task, k.log, k.done, 'cancelled', retention)
   return status
 end

@@ -37,9 +37,9 @@ local function fail_running(id, key, why)
   rnd = (rnd * 7919 + 0.618034) % 1
   local status, delay = fail_attempt(key, id, KEYS[8], now, why, rnd)
   if status == 'retrying' then
-    append_log(logkey, {'[attempt ' .. attempt .. '] ' .. why .. '; retry in ' .. delay .. 'ms'}, cap)
+    append_log(key, logkey, {'[attempt ' .. attempt .. '] ' .. why .. '; retry in ' .. delay .. 'ms'}, cap)
   else
-    append_log(logkey, {'[attempt ' .. attempt .. '] ' .. why .. '; no retries left'}, cap)
+    append_log(key, logkey, {'[attempt ' .. attempt .. '] ' .. why .. '; no retries left'}, cap)
     end_task(key, logkey, ARGV[9] .. id, 'failed', retention)
   end
   failed = failed + 1

@@ -198,3 +198,53 @@ fn a_frozen_worker_cannot_overwrite_the_retry() {
         after.worker.as_deref().unwrap_or("-")
     ));
 }
+
+/// A worker's `FINISH` call that refilled its slots and started tasks runs
+/// in Redis, but its reply is lost (the connection is cut before it comes
+/// back). The worker retries the results, and adopts the tasks the lost
+/// call started instead of leaving them `running` for the recoverer's
+/// deadline (5 min + grace): every task ends well within that.
+#[test]
+fn a_lost_finish_reply_strands_no_refilled_task() {
+    let redis = RedisServer::start();
+    let ns = unique_ns("lost-reply");
+    let finish = distsched::store::scripts::FINISH.get_hash().to_string();
+    let proxy = support::ReplyCutter::start(redis.port(), &finish, 5);
+    let _leader = NodeProc::start(&redis.url(), &ns, "lead", &["--role", "scheduler"]);
+    let worker = NodeProc::start(
+        &proxy.url(),
+        &ns,
+        "w1",
+        &["--role", "worker", "--capacity", "4"],
+    );
+    support::wait_for_cluster(&redis.url(), &ns, &["w1"], Duration::from_secs(20));
+    let mut client = client(&redis.url(), &ns);
+    let mut probe = support::Probe::new(&redis.url(), &ns);
+
+    let specs: Vec<TaskSpec> = (0..200).map(|_| spec("noop", 0)).collect();
+    let ids: Vec<String> = client
+        .submit_many(&specs)
+        .expect("submit")
+        .into_iter()
+        .map(|s| s.id)
+        .collect();
+    let started = std::time::Instant::now();
+    let tasks = support::wait_ended(&mut client, &mut probe, &ids, Duration::from_secs(30));
+    let took = started.elapsed();
+    assert_eq!(proxy.cuts(), 1, "the proxy cut no FINISH reply");
+    assert!(
+        tasks.iter().all(|t| t.status == Status::Success),
+        "{tasks:?}"
+    );
+    let log = worker.log();
+    assert!(
+        log.contains("adopting"),
+        "the worker did not adopt the tasks the lost call started:\n{log}"
+    );
+    let twice = tasks.iter().filter(|t| t.attempt > 1).count();
+    report(&format!(
+        "chaos lost-finish-reply: {} tasks, lost 0, ran twice {twice}; one FINISH reply cut, its started tasks adopted; all done {:.1}s after submit",
+        tasks.len(),
+        took.as_secs_f64()
+    ));
+}

@@ -1134,3 +1134,109 @@ pub fn read_stub_request(stream: &TcpStream) -> std::io::Result<StubRequest> {
         body: String::from_utf8_lossy(&body).into_owned(),
     })
 }
+
+/// A TCP proxy in front of a Redis port that, once, forwards a request
+/// containing `needle` (after `skip` earlier ones) and then cuts that
+/// connection without relaying the reply: a call that ran in Redis but
+/// whose reply was lost, as a network fault can do. Every other byte is
+/// relayed as is. Threads end with their connections; the acceptor ends
+/// when the handle drops.
+pub struct ReplyCutter {
+    port: u16,
+    cuts: std::sync::Arc<AtomicU64>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl ReplyCutter {
+    pub fn start(upstream: u16, needle: &str, skip: u64) -> ReplyCutter {
+        use std::sync::Arc;
+        use std::sync::atomic::AtomicBool;
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind proxy");
+        let port = listener.local_addr().expect("proxy address").port();
+        let cuts = Arc::new(AtomicU64::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let seen = Arc::new(AtomicU64::new(0));
+        let needle = needle.as_bytes().to_vec();
+        let (cuts2, stop2) = (cuts.clone(), stop.clone());
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                if stop2.load(Ordering::SeqCst) {
+                    return;
+                }
+                let Ok(client) = client else { continue };
+                let Ok(server) = TcpStream::connect(("127.0.0.1", upstream)) else {
+                    continue;
+                };
+                let cut = Arc::new(AtomicBool::new(false));
+                let (c_in, s_out) = (
+                    client.try_clone().expect("clone"),
+                    server.try_clone().expect("clone"),
+                );
+                let (cut_a, needle, seen, cuts) =
+                    (cut.clone(), needle.clone(), seen.clone(), cuts2.clone());
+                // Client → server: watches for the request to cut after.
+                std::thread::spawn(move || {
+                    let (mut c_in, mut s_out) = (c_in, s_out);
+                    let mut buf = vec![0u8; 64 * 1024];
+                    loop {
+                        let n = match c_in.read(&mut buf) {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => n,
+                        };
+                        let chunk = &buf[..n];
+                        let hit = chunk.windows(needle.len()).any(|w| w == needle.as_slice());
+                        if hit && seen.fetch_add(1, Ordering::SeqCst) == skip {
+                            cut_a.store(true, Ordering::SeqCst);
+                            cuts.fetch_add(1, Ordering::SeqCst);
+                            let _ = std::io::Write::write_all(&mut s_out, chunk);
+                            // Let Redis run it, then cut both sides.
+                            std::thread::sleep(Duration::from_millis(100));
+                            break;
+                        }
+                        if std::io::Write::write_all(&mut s_out, chunk).is_err() {
+                            break;
+                        }
+                    }
+                    let _ = c_in.shutdown(std::net::Shutdown::Both);
+                    let _ = s_out.shutdown(std::net::Shutdown::Both);
+                });
+                // Server → client: relays replies unless the connection is cut.
+                std::thread::spawn(move || {
+                    let (mut s_in, mut c_out) = (server, client);
+                    let mut buf = vec![0u8; 64 * 1024];
+                    loop {
+                        let n = match s_in.read(&mut buf) {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => n,
+                        };
+                        if cut.load(Ordering::SeqCst)
+                            || std::io::Write::write_all(&mut c_out, &buf[..n]).is_err()
+                        {
+                            break;
+                        }
+                    }
+                    let _ = s_in.shutdown(std::net::Shutdown::Both);
+                    let _ = c_out.shutdown(std::net::Shutdown::Both);
+                });
+            }
+        });
+        ReplyCutter { port, cuts, stop }
+    }
+
+    /// `redis://127.0.0.1:PORT` of the proxy.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// How many connections were cut (0 or 1).
+    pub fn cuts(&self) -> u64 {
+        self.cuts.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for ReplyCutter {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = TcpStream::connect(("127.0.0.1", self.port));
+    }
+}

@@ -222,13 +222,13 @@ fn a_lost_finish_reply_strands_no_refilled_task() {
     let mut probe = support::Probe::new(&redis.url(), &ns);
 
     let specs: Vec<TaskSpec> = (0..200).map(|_| spec("noop", 0)).collect();
+    let started = std::time::Instant::now();
     let ids: Vec<String> = client
         .submit_many(&specs)
         .expect("submit")
         .into_iter()
         .map(|s| s.id)
         .collect();
-    let started = std::time::Instant::now();
     let tasks = support::wait_ended(&mut client, &mut probe, &ids, Duration::from_secs(30));
     let took = started.elapsed();
     assert_eq!(proxy.cuts(), 1, "the proxy cut no FINISH reply");
@@ -243,7 +243,7 @@ fn a_lost_finish_reply_strands_no_refilled_task() {
     );
     let twice = tasks.iter().filter(|t| t.attempt > 1).count();
     report(&format!(
-        "chaos lost-finish-reply: {} tasks, lost 0, ran twice {twice}; one FINISH reply cut, its started tasks adopted; all done {:.1}s after submit",
+        "chaos lost-finish-reply: {} tasks, lost 0, ran twice {twice}; one FINISH reply cut, its started tasks adopted; all done {:.2}s after the submit began",
         tasks.len(),
         took.as_secs_f64()
     ));

@@ -36,13 +36,16 @@
 -- job, dispatch latency ms, queue wait ms}... per task refilled and
 -- started (as START returns them)}.
 local now = now_ms()
-local retention = tonumber(ARGV[4])
+-- Numbers passed to redis.call are formatted with printf on every call:
+-- the hot path formats each one once per call.
+local now_s = string.format('%d', now)
+local retention = ARGV[4]
 local cap = tonumber(ARGV[5])
 local accepted, rejected = 0, 0
 local counts = {success = 0, retried = 0, failed = 0, timeout = 0}
 local i = 15
 while i <= #ARGV do
-  local id, attempt, outcome, result, err, rnd = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], tonumber(ARGV[i + 5])
+  local id, attempt, outcome, result, err, rnd = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], ARGV[i + 5]
   local nlines = tonumber(ARGV[i + 6])
   local tag = '[attempt ' .. attempt .. '] '
   local lines = {}
@@ -63,13 +66,13 @@ while i <= #ARGV do
     redis.call('SREM', KEYS[2], id)
     redis.call('ZREM', KEYS[1], id)
     append_log(key, logkey, lines, cap)
-    local afield, avalue = attempt_field(attempt, ARGV[1], f[6], outcome, err, now)
+    local afield, avalue = attempt_field(attempt, ARGV[1], f[6], outcome, err, now_s)
     if f[1] == 'cancelled' then
       redis.call('HSET', key, afield, avalue)
       append_log(key, logkey, {tag .. 'stopped after cancel'}, cap)
     elseif outcome == 'success' then
       -- The hot path: one write for the whole outcome.
-      redis.call('HSET', key, 'status', 'success', 'ended_ms', now, 'result', result, afield, avalue)
+      redis.call('HSET', key, 'status', 'success', 'ended_ms', now_s, 'result', result, afield, avalue)
       if f[4] and f[4] ~= '0' then
         redis.call('HDEL', key, 'error', 'next_attempt_ms')
       end
@@ -77,7 +80,7 @@ while i <= #ARGV do
       counts.success = counts.success + 1
     else
       redis.call('HSET', key, 'result', result, afield, avalue)
-      local status, delay = fail_attempt(key, id, KEYS[3], now, err, rnd)
+      local status, delay = fail_attempt(key, id, KEYS[3], now, err, tonumber(rnd))
       if status == 'retrying' then
         append_log(key, logkey, {tag .. outcome .. ': ' .. err .. '; retry in ' .. delay .. 'ms'}, cap)
         counts.retried = counts.retried + 1
@@ -116,17 +119,30 @@ local function refill()
       if executor and offers[executor] and carried(tags) then sources[#sources + 1] = park end
     end
   end
-  -- Scores only when there is a merge to do: formatting them is a good
-  -- part of this call's cost.
-  local heads = {}
-  if #sources == 1 then
-    for _, id in ipairs(redis.call('ZRANGE', KEYS[4], 0, free + 3)) do heads[#heads + 1] = {id, 0, KEYS[4]} end
-  else
-    for _, from in ipairs(sources) do
-      local head = redis.call('ZRANGE', from, 0, free + 3, 'WITHSCORES')
-      for j = 1, #head, 2 do heads[#heads + 1] = {head[j], tonumber(head[j + 1]), from} end
+  -- Scores only when two sources have tasks, so a merge is needed:
+  -- formatting them is a good part of this call's cost.
+  local heads, got = {}, {}
+  for _, from in ipairs(sources) do
+    local ids = redis.call('ZRANGE', from, '0', free + 3)
+    if #ids > 0 then got[#got + 1] = {from, ids} end
+  end
+  if #got == 1 then
+    for _, id in ipairs(got[1][2]) do heads[#heads + 1] = {id, 0, got[1][1]} end
+  elseif #got > 1 then
+    for _, g in ipairs(got) do
+      local scores = redis.call('ZMSCORE', g[1], unpack(g[2]))
+      for j, id in ipairs(g[2]) do heads[#heads + 1] = {id, tonumber(scores[j]), g[1]} end
     end
     table.sort(heads, function(x, y) return x[2] < y[2] end)
+  end
+  local deadlines = {}
+  local function deadline(timeout)
+    local d = deadlines[timeout]
+    if not d then
+      d = string.format('%d', now + tonumber(timeout) + tonumber(ARGV[9]))
+      deadlines[timeout] = d
+    end
+    return d
   end
   local default = redis.call('HGET', KEYS[7], 'balancer')
   local direct = tonumber(ARGV[14])
@@ -139,19 +155,19 @@ local function refill()
     local balancer = f[3] or default
     if f[1] and offers[f[1]] and not f[4] and balancer and balancer ~= 'consistent-hash' and carried(f[2]) then
       redis.call('ZREM', from, id)
-      local attempt = tonumber(f[7] or 0) + 1
+      local attempt = tostring(tonumber(f[7] or 0) + 1)
       local timeout = f[5] or '300000'
-      redis.call('ZADD', KEYS[1], now + tonumber(timeout) + tonumber(ARGV[9]), id)
+      redis.call('ZADD', KEYS[1], deadline(timeout), id)
       redis.call('SADD', KEYS[2], id)
       if #started < direct then
-        redis.call('HSET', key, 'attempt', attempt, 'worker', ARGV[1], 'dispatched_ms', now,
-          'status', 'running', 'started_ms', now)
+        redis.call('HSET', key, 'attempt', attempt, 'worker', ARGV[1], 'dispatched_ms', now_s,
+          'status', 'running', 'started_ms', now_s)
         local ready = math.max(tonumber(f[10] or f[12] or 0), tonumber(f[11] or 0))
         local latency = -1
         if ready > 0 then latency = math.max(now - ready, 0) end
         started[#started + 1] = {id, attempt, f[1], f[8] or 'null', timeout, f[9] or '', latency, 0}
       else
-        redis.call('HSET', key, 'attempt', attempt, 'worker', ARGV[1], 'dispatched_ms', now)
+        redis.call('HSET', key, 'attempt', attempt, 'worker', ARGV[1], 'dispatched_ms', now_s)
         items[#items + 1] = id .. '|' .. attempt
       end
       if from ~= KEYS[4] then
@@ -171,10 +187,13 @@ end
 local started, queued, needs_leader = refill()
 if accepted > 0 then
   if needs_leader or counts.retried > 0 then wake(KEYS[5]) end
+  -- The minute's hash gets its TTL when it is created: a field that
+  -- counts exactly `n` after the increment is new.
   local stats = ARGV[7] .. math.floor(now / 60000)
+  local fresh = false
   for field, n in pairs(counts) do
-    if n > 0 then redis.call('HINCRBY', stats, field, n) end
+    if n > 0 and redis.call('HINCRBY', stats, field, n) == n then fresh = true end
   end
-  redis.call('PEXPIRE', stats, 3600000)
+  if fresh then redis.call('PEXPIRE', stats, '3600000') end
 end
 return {accepted, rejected, counts.success, counts.retried, counts.failed, queued, started}

@@ -1176,47 +1176,25 @@ impl ReplyCutter {
                     (cut.clone(), needle.clone(), seen.clone(), cuts2.clone());
                 // Client → server: watches for the request to cut after.
                 std::thread::spawn(move || {
-                    let (mut c_in, mut s_out) = (c_in, s_out);
-                    let mut buf = vec![0u8; 64 * 1024];
-                    loop {
-                        let n = match c_in.read(&mut buf) {
-                            Ok(0) | Err(_) => break,
-                            Ok(n) => n,
-                        };
-                        let chunk = &buf[..n];
+                    relay(c_in, s_out, |chunk| {
                         let hit = chunk.windows(needle.len()).any(|w| w == needle.as_slice());
                         if hit && seen.fetch_add(1, Ordering::SeqCst) == skip {
                             cut_a.store(true, Ordering::SeqCst);
                             cuts.fetch_add(1, Ordering::SeqCst);
-                            let _ = std::io::Write::write_all(&mut s_out, chunk);
-                            // Let Redis run it, then cut both sides.
-                            std::thread::sleep(Duration::from_millis(100));
-                            break;
+                            return Relay::Last;
                         }
-                        if std::io::Write::write_all(&mut s_out, chunk).is_err() {
-                            break;
-                        }
-                    }
-                    let _ = c_in.shutdown(std::net::Shutdown::Both);
-                    let _ = s_out.shutdown(std::net::Shutdown::Both);
+                        Relay::Pass
+                    })
                 });
                 // Server → client: relays replies unless the connection is cut.
                 std::thread::spawn(move || {
-                    let (mut s_in, mut c_out) = (server, client);
-                    let mut buf = vec![0u8; 64 * 1024];
-                    loop {
-                        let n = match s_in.read(&mut buf) {
-                            Ok(0) | Err(_) => break,
-                            Ok(n) => n,
-                        };
-                        if cut.load(Ordering::SeqCst)
-                            || std::io::Write::write_all(&mut c_out, &buf[..n]).is_err()
-                        {
-                            break;
+                    relay(server, client, |_| {
+                        if cut.load(Ordering::SeqCst) {
+                            Relay::Drop
+                        } else {
+                            Relay::Pass
                         }
-                    }
-                    let _ = s_in.shutdown(std::net::Shutdown::Both);
-                    let _ = c_out.shutdown(std::net::Shutdown::Both);
+                    })
                 });
             }
         });
@@ -1232,6 +1210,43 @@ impl ReplyCutter {
     pub fn cuts(&self) -> u64 {
         self.cuts.load(Ordering::SeqCst)
     }
+}
+
+/// What [`relay`] does with a chunk.
+enum Relay {
+    Pass,
+    /// Forward it, give the peer a moment to act on it, then cut.
+    Last,
+    /// Cut without forwarding it.
+    Drop,
+}
+
+/// Copies `from` to `to` chunk by chunk as `decide` says, then shuts both
+/// sockets down.
+fn relay(mut from: TcpStream, mut to: TcpStream, mut decide: impl FnMut(&[u8]) -> Relay) {
+    use std::io::Write;
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = match from.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        match decide(&buf[..n]) {
+            Relay::Pass => {
+                if to.write_all(&buf[..n]).is_err() {
+                    break;
+                }
+            }
+            Relay::Last => {
+                let _ = to.write_all(&buf[..n]);
+                std::thread::sleep(Duration::from_millis(100));
+                break;
+            }
+            Relay::Drop => break,
+        }
+    }
+    let _ = from.shutdown(std::net::Shutdown::Both);
+    let _ = to.shutdown(std::net::Shutdown::Both);
 }
 
 impl Drop for ReplyCutter {

@@ -4,8 +4,9 @@
 //! - fetcher: holds one token per free pool slot. With tokens in hand it
 //!   claims up to that many items from its queue in one `START` script call;
 //!   when the queue is empty it blocks in BLMPOP (Redis ≥ 7) on the queue and
-//!   its control list, so it pops only while a slot is free and a dispatch
-//!   reaches it without delay.
+//!   its control lists (stop; adopt the tasks a reporter's lost reply
+//!   started), so it pops only while a slot is free and a dispatch reaches
+//!   it without delay.
 //! - pool-N: `capacity` threads reading a bounded crossbeam channel; each
 //!   runs one task's executor and hands the outcome, with its slot, to the
 //!   reporter.
@@ -448,6 +449,7 @@ fn fetch_loop(
 ) {
     let mut conn = shared.store.conn("fetcher");
     let queue = shared.store.keys.queue(&shared.node);
+    let adopt = shared.store.keys.control(&shared.node, "adopt");
     let mut tokens = 0usize;
     // Items this thread popped but could not claim, and whether a failed
     // claim may have started tasks whose reply was lost.
@@ -508,9 +510,10 @@ fn fetch_loop(
             let popped = conn.run_blocking(IDLE_BLOCK, |c| {
                 redis::cmd("BLMPOP")
                     .arg(IDLE_BLOCK.as_secs_f64())
-                    .arg(2)
+                    .arg(3)
                     .arg(&queue)
                     .arg(ctl)
+                    .arg(&adopt)
                     .arg("RIGHT")
                     .arg("COUNT")
                     .arg(tokens)
@@ -518,6 +521,8 @@ fn fetch_loop(
             });
             match popped {
                 Ok(Some((key, _))) if key == ctl => return,
+                // A reporter's lost reply may have started tasks.
+                Ok(Some((key, _))) if key == adopt => suspect = true,
                 Ok(Some((_, items))) => match claim(shared, &mut conn, &items, 0, false) {
                     Ok(c) => claimed = c,
                     Err(_) => {
@@ -552,6 +557,10 @@ fn report_loop(shared: &Shared, reports: Receiver<Report>, slots: &Sender<()>) {
     // Slots freed by the reports received and not yet refilled or handed
     // to the fetcher (each report carries its slot).
     let mut tokens = 0usize;
+    // Set when a call that may have started tasks failed: once Redis
+    // answers again the fetcher is woken to adopt them, even if it is
+    // blocked waiting for its queue.
+    let mut wake_adopter = false;
     let mut give_up_at: Option<Instant> = None;
     loop {
         let before = batch.len();
@@ -590,6 +599,12 @@ fn report_loop(shared: &Shared, reports: Receiver<Report>, slots: &Sender<()>) {
                     );
                 }
                 batch.clear();
+                if std::mem::take(&mut wake_adopter) {
+                    wake_control(
+                        &shared.store,
+                        &shared.store.keys.control(&shared.node, "adopt"),
+                    );
+                }
                 tokens -= started.len().min(tokens);
                 if let Some(r) = refill.as_ref() {
                     for c in shared.adopt(started) {
@@ -601,6 +616,7 @@ fn report_loop(shared: &Shared, reports: Receiver<Report>, slots: &Sender<()>) {
                 // The reply of a call that started tasks may be lost.
                 if direct > 0 {
                     shared.suspect.store(true, Ordering::SeqCst);
+                    wake_adopter = true;
                 }
                 // Keep the batch and retry: results survive a Redis outage.
                 // Once the pool is gone (shutdown), retry for a bounded time.

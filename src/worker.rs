@@ -121,9 +121,14 @@ impl Shared {
         self.refill.write().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// The control list that wakes the fetcher to adopt orphans.
+    fn adopt_list(&self) -> String {
+        self.store.keys.control(&self.node, "adopt")
+    }
+
     /// Registers claimed tasks as ours: a cancel can reach one before a
     /// pool thread picks it up, and orphan adoption will not claim it twice.
-    fn adopt(&self, rows: Vec<ClaimRow>) -> Vec<Claimed> {
+    fn register(&self, rows: Vec<ClaimRow>) -> Vec<Claimed> {
         let claimed: Vec<Claimed> = rows
             .into_iter()
             .map(
@@ -403,7 +408,7 @@ fn claim(
             .arg(items)
             .invoke(c)
     })?;
-    Ok(shared.adopt(rows))
+    Ok(shared.register(rows))
 }
 
 /// Tasks running on this worker in Redis that no thread here knows of: a
@@ -449,7 +454,7 @@ fn fetch_loop(
 ) {
     let mut conn = shared.store.conn("fetcher");
     let queue = shared.store.keys.queue(&shared.node);
-    let adopt = shared.store.keys.control(&shared.node, "adopt");
+    let adopt = shared.adopt_list();
     let mut tokens = 0usize;
     // Items this thread popped but could not claim, and whether a failed
     // claim may have started tasks whose reply was lost.
@@ -587,7 +592,7 @@ fn report_loop(shared: &Shared, reports: Receiver<Report>, slots: &Sender<()>) {
         drop(turn);
         let refill = shared.refill();
         let direct = if refill.is_some() { tokens } else { 0 };
-        match finish(shared, &mut conn, &batch, refill.as_ref(), direct) {
+        let failed_call = match finish(shared, &mut conn, &batch, refill.as_ref(), direct) {
             Ok((_, rejected, _, retried, failed, queued, started)) => {
                 METRICS.refills.add(queued + started.len() as u64);
                 METRICS.stale_results.add(rejected);
@@ -600,17 +605,15 @@ fn report_loop(shared: &Shared, reports: Receiver<Report>, slots: &Sender<()>) {
                 }
                 batch.clear();
                 if std::mem::take(&mut wake_adopter) {
-                    wake_control(
-                        &shared.store,
-                        &shared.store.keys.control(&shared.node, "adopt"),
-                    );
+                    wake_control(&shared.store, &shared.adopt_list());
                 }
                 tokens -= started.len().min(tokens);
                 if let Some(r) = refill.as_ref() {
-                    for c in shared.adopt(started) {
+                    for c in shared.register(started) {
                         let _ = r.jobs.send(c);
                     }
                 }
+                false
             }
             Err(e) => {
                 // The reply of a call that started tasks may be lost.
@@ -640,18 +643,16 @@ fn report_loop(shared: &Shared, reports: Receiver<Report>, slots: &Sender<()>) {
                     }
                     Err(crossbeam_channel::TryRecvError::Empty) => {}
                 }
-                drop(refill);
-                for _ in 0..std::mem::take(&mut tokens) {
-                    let _ = slots.send(());
-                }
-                std::thread::sleep(conn.backoff());
-                continue;
+                true
             }
-        }
+        };
         drop(refill);
-        // What a refill could not fill is the fetcher's to fill.
+        // What a refill did not fill is the fetcher's to fill.
         for _ in 0..std::mem::take(&mut tokens) {
             let _ = slots.send(());
+        }
+        if failed_call {
+            std::thread::sleep(conn.backoff());
         }
     }
 }

@@ -146,6 +146,7 @@ impl Dispatcher {
                 .key(keys.wake())
                 .key(keys.schedule())
                 .key(keys.parks())
+                .key(keys.backlogs())
                 .arg(keys.task_prefix())
                 .arg(keys.node_prefix())
                 .arg(keys.held_prefix())

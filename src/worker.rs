@@ -683,6 +683,7 @@ fn finish(
             .key(keys.leader_status())
             .key(keys.queue(&shared.node))
             .key(keys.parks())
+            .key(keys.backlogs())
             .arg(&shared.node)
             .arg(keys.task_prefix())
             .arg(keys.log_prefix())

@@ -528,3 +528,54 @@ fn refills_honour_a_consistent_hash_default() {
         assert_eq!(worker(t), predicted(&t.id, &names), "task {}", t.id);
     }
 }
+
+/// Without a backlog the balancer has a choice, so a report must not take
+/// it: with the leader frozen (SIGSTOP), a task submitted while another
+/// worker has a free slot stays pending when a busy worker reports; the
+/// report and the refill decision are one script, so the task's state
+/// right after the other task succeeds is the decision. Once the leader
+/// resumes it dispatches the task.
+#[test]
+fn without_a_backlog_reports_leave_new_tasks_to_the_leader() {
+    let redis = RedisServer::start();
+    let url = redis.url();
+    let ns = unique_ns("no-backlog");
+    let dir = TempDir::new("no-backlog");
+    let gate = dir.join("open");
+    let script = dir.join("block.sh");
+    std::fs::write(
+        &script,
+        format!("while [ ! -e {} ]; do sleep 0.02; done\n", gate.display()),
+    )
+    .expect("write script");
+    let exec = format!("block=sh {}", script.display());
+    let leader = NodeProc::start(&url, &ns, "lead", &["--role", "scheduler"]);
+    let flags = ["--role", "worker", "--capacity", "1", "--exec", &exec];
+    let _workers = [
+        NodeProc::start(&url, &ns, "w1", &flags),
+        NodeProc::start(&url, &ns, "w2", &flags),
+    ];
+    wait_for_cluster(&url, &ns, &["w1", "w2"], WAIT);
+    let mut client = client(&url, &ns);
+
+    let busy = submit_all(&mut client, &[TaskSpec::new("block").with_retries(0)]).remove(0);
+    wait_task(&mut client, &busy, WAIT, "is running", |t| {
+        t.status == Status::Running
+    });
+    leader.sigstop();
+    let waiting = submit_all(&mut client, &[noop(0)]).remove(0);
+    std::fs::write(&gate, "").expect("open the gate");
+    wait_task(&mut client, &busy, WAIT, "succeeds", |t| {
+        t.status == Status::Success
+    });
+    let t = client.task(&waiting).expect("task");
+    assert_eq!(
+        (t.status, t.worker.as_deref()),
+        (Status::Pending, None),
+        "a report took a task while another worker had a free slot: {t:?}"
+    );
+    leader.sigcont();
+    wait_task(&mut client, &waiting, WAIT, "succeeds", |t| {
+        t.status == Status::Success
+    });
+}

@@ -65,6 +65,14 @@ impl Keys {
         format!("{}{id}", self.node_prefix())
     }
 
+    /// HASH: the waiting-task sources (`pending`, executor parks; field = the
+    /// key, value `1`) holding more tasks than the workers able to run them
+    /// have free slots, as of the leader's last dispatch read. Workers
+    /// refill freed slots only from these (see `lua/finish.lua`).
+    pub fn backlogs(&self) -> String {
+        self.key("backlogs")
+    }
+
     /// LIST: a node's control list. Stopping a blocking loop pushes to it so
     /// the loop's BLPOP returns at once instead of at its timeout.
     pub fn control(&self, node: &str, component: &str) -> String {

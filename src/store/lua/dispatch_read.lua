@@ -3,7 +3,7 @@
 -- the head of `pending`, and the head of every park as far as the workers
 -- that could take its tasks have free slots.
 -- KEYS[4] delayed, KEYS[5] pending, KEYS[6] nodes, KEYS[7] seq, KEYS[8] wake,
--- KEYS[9] schedule, KEYS[10] parks index
+-- KEYS[9] schedule, KEYS[10] parks index, KEYS[11] backlogs
 -- ARGV[3] task prefix, ARGV[4] node prefix, ARGV[5] held prefix,
 -- ARGV[6] most tasks to return from pending (and, apart, from parks),
 -- ARGV[7] most delayed tasks to promote, ARGV[8] park prefix
@@ -76,6 +76,12 @@ end
 -- are parked by this tick, so the next one reads past them.
 local limit = math.min(batch, total_free)
 read_head(KEYS[5], limit, '')
+-- Backlogs: sources with more waiting tasks than the workers able to run
+-- them have free slots. Once this tick has placed what it can, those
+-- workers are full, so the balancer has no choice left for these tasks and
+-- the worker that frees a slot may refill it itself (FINISH).
+local backlogs = {}
+if redis.call('ZCARD', KEYS[5]) > total_free then backlogs[#backlogs + 1] = KEYS[5] end
 
 -- Parks: a park is read only as far as the live workers able to take its
 -- tasks have free slots, so a backlog nobody can take costs one ZCARD per
@@ -105,6 +111,7 @@ if #park_keys > 0 then
       else
         kind = 'exec'
         local executor, tags = string.match(name, '^exec:([^|]*)|(.*)$')
+        local capable = 0
         for _, w in ipairs(live) do
           local able = executor ~= nil and w.offers[executor] == true
           if able then
@@ -112,8 +119,12 @@ if #park_keys > 0 then
               if not w.carries[t] then able = false end
             end
           end
-          if able then slots = slots + w.free end
+          if able then
+            slots = slots + w.free
+            capable = capable + 1
+          end
         end
+        if capable > 0 and size > slots then backlogs[#backlogs + 1] = park end
       end
       if slots > size then slots = size end
       if slots > left then slots = left end
@@ -124,6 +135,16 @@ if #park_keys > 0 then
       parks[#parks + 1] = {park, size, kind}
     end
   end
+end
+
+redis.call('DEL', KEYS[11])
+if #backlogs > 0 then
+  local fields = {}
+  for _, b in ipairs(backlogs) do
+    fields[#fields + 1] = b
+    fields[#fields + 1] = '1'
+  end
+  redis.call('HSET', KEYS[11], unpack(fields))
 end
 
 local next_due = -1

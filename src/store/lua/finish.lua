@@ -2,7 +2,8 @@
 -- then refill this worker's free slots from `pending` (below).
 -- KEYS[1] running, KEYS[2] the worker's held set, KEYS[3] delayed,
 -- KEYS[4] pending, KEYS[5] wake, KEYS[6] the worker's registry entry,
--- KEYS[7] leader:status, KEYS[8] the worker's queue, KEYS[9] parks index
+-- KEYS[7] leader:status, KEYS[8] the worker's queue, KEYS[9] parks index,
+-- KEYS[10] backlogs
 -- ARGV[1] node id, ARGV[2] task prefix, ARGV[3] log prefix, ARGV[4] retention
 -- ms, ARGV[5] log cap, ARGV[6] done prefix, ARGV[7] per-minute stats
 -- prefix, ARGV[8] the worker's capacity, ARGV[9] dispatch grace ms,
@@ -18,8 +19,10 @@
 -- `stats` rates), in the same script so a retried batch cannot count twice.
 --
 -- Refill: with a backlog every capable worker is full, so the balancer can
--- only give the next task to the worker that frees a slot; this call gives
--- it at once, from `pending` or a park of tasks nobody could take, as the
+-- only give the next task to the worker that frees a slot. The leader's
+-- dispatch read names the sources in backlog (`backlogs`: more tasks
+-- waiting than the able workers have free slots); this call gives the
+-- next task at once, from those of `pending` and the executor parks, as the
 -- leader's dispatch does (attempt + 1, held, running deadline), and starts
 -- as many as the worker has idle pool threads for (the rest go onto its
 -- queue), so the leader's round per refill drops out of the hot path. Only
@@ -92,12 +95,13 @@ while i <= #ARGV do
     end
   end
 end
--- Moves up to the worker's free slots from the heads of `pending` and of
--- the executor parks it can take from (merged by score) onto its queue,
+-- Moves up to the worker's free slots from the heads of the sources in
+-- backlog it can take from (`pending`, executor parks; merged by score),
 -- reading a few (4) more than that so that tasks for other workers at the head
 -- do not stop a refill (the leader parks those). Returns how many, and
 -- whether the leader is still needed (a slot left free, a task left).
 local function refill()
+  if redis.call('HLEN', KEYS[10]) == 0 then return {}, 0, true end
   local node = redis.call('HMGET', KEYS[6], 'instance', 'draining')
   if ARGV[11] == '' or node[1] ~= ARGV[10] or node[2] == '1' then return {}, 0, true end
   local free = tonumber(ARGV[8]) - redis.call('SCARD', KEYS[2])
@@ -111,14 +115,19 @@ local function refill()
     end
     return true
   end
-  local sources = {KEYS[4]}
+  local candidates = {KEYS[4]}
   local exec_prefix = ARGV[13] .. 'exec:'
   for _, park in ipairs(redis.call('SMEMBERS', KEYS[9])) do
     if string.sub(park, 1, #exec_prefix) == exec_prefix then
       local executor, tags = string.match(string.sub(park, #exec_prefix + 1), '^([^|]*)|(.*)$')
-      if executor and offers[executor] and carried(tags) then sources[#sources + 1] = park end
+      if executor and offers[executor] and carried(tags) then candidates[#candidates + 1] = park end
     end
   end
+  local sources = {}
+  for j, flag in ipairs(redis.call('HMGET', KEYS[10], unpack(candidates))) do
+    if flag == '1' then sources[#sources + 1] = candidates[j] end
+  end
+  if #sources == 0 then return {}, 0, true end
   -- Scores only when two sources have tasks, so a merge is needed:
   -- formatting them is a good part of this call's cost.
   local heads, got = {}, {}
@@ -181,7 +190,13 @@ local function refill()
     end
   end
   if #items > 0 then redis.call('LPUSH', KEYS[8], unpack(items)) end
-  return started, #items, skipped or #started + #items < free
+  if #started + #items < free then
+    -- A slot stays free: these sources are no backlog for this worker any
+    -- more, and the leader decides again at its next read.
+    redis.call('HDEL', KEYS[10], unpack(sources))
+    return started, #items, true
+  end
+  return started, #items, skipped
 end
 
 local started, queued, needs_leader = refill()

@@ -713,6 +713,102 @@ fn a_backlog_waiting_for_a_full_worker_does_not_block_tasks_others_can_run() {
     idle.shutdown();
 }
 
+/// `INFO commandstats` calls of command `name` (lower case).
+fn command_calls(conn: &mut redis::Connection, name: &str) -> u64 {
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query(conn)
+        .expect("INFO");
+    let prefix = format!("cmdstat_{name}:calls=");
+    info.lines()
+        .find_map(|l| l.strip_prefix(&prefix)?.split(',').next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// A leader tick while every worker is full reads none of the backlog, so
+/// its cost does not grow with the depth of `pending` (a read asked for
+/// "as many tasks as there are free slots" with none free once read the
+/// whole backlog: an HMGET per waiting task, every tick). Worker `busy`
+/// (capacity 4) holds 4 gated tasks; 1,996 wait; 3 ticks are forced.
+#[test]
+fn a_tick_with_every_worker_full_reads_none_of_the_backlog() {
+    const TICKS: usize = 3;
+    let redis = RedisServer::start();
+    let url = redis.url();
+    let ns = unique_ns("full-tick");
+    let gate = Arc::new(AtomicBool::new(false));
+    let busy = gated_node(&url, &ns, "busy", false, gate.clone());
+    wait_for_cluster(&url, &ns, &["busy"], WAIT);
+    let mut client = client(&url, &ns);
+    let mut probe = Probe::new(&url, &ns);
+    let specs: Vec<TaskSpec> = (0..2000).map(|i| once("work", json!(i))).collect();
+    let ids = ids_of(&client.submit_many(&specs).expect("submit_many"));
+    wait_until(WAIT, "busy holds 4 tasks and 1,996 wait", || {
+        probe.held("busy") == 4 && probe.pending() == 1996
+    });
+
+    let mut conn = redis.client();
+    redis::pipe()
+        .cmd("CONFIG")
+        .arg("SET")
+        .arg("slowlog-log-slower-than")
+        .arg(0)
+        .ignore()
+        .cmd("CONFIG")
+        .arg("SET")
+        .arg("slowlog-max-len")
+        .arg(10_000)
+        .ignore()
+        .cmd("SLOWLOG")
+        .arg("RESET")
+        .ignore()
+        .cmd("CONFIG")
+        .arg("RESETSTAT")
+        .ignore()
+        .query::<()>(&mut conn)
+        .expect("reset stats");
+    let read_sha = distsched::store::scripts::DISPATCH_READ
+        .get_hash()
+        .to_string();
+    let reads = |conn: &mut redis::Connection| -> usize {
+        let log: Vec<Vec<redis::Value>> = redis::cmd("SLOWLOG")
+            .arg("GET")
+            .arg(-1)
+            .query(conn)
+            .expect("SLOWLOG GET");
+        log.iter()
+            .filter(|entry| {
+                let args: Vec<String> =
+                    redis::from_redis_value(entry[3].clone()).unwrap_or_default();
+                args.first()
+                    .is_some_and(|a| a.eq_ignore_ascii_case("evalsha"))
+                    && args.get(1) == Some(&read_sha)
+            })
+            .count()
+    };
+    for n in 1..=TICKS {
+        redis::cmd("LPUSH")
+            .arg(probe.keys.wake())
+            .arg(1)
+            .query::<()>(&mut conn)
+            .expect("LPUSH wake");
+        wait_until(WAIT, &format!("dispatch read {n} ran"), || {
+            reads(&mut conn) >= n
+        });
+    }
+    let hmget = command_calls(&mut conn, "hmget");
+    // Per tick: the live workers' entries; nothing per waiting task.
+    assert!(
+        hmget < 10 * TICKS as u64,
+        "{hmget} HMGETs in {TICKS} dispatch ticks with every worker full and 1,996 tasks waiting"
+    );
+
+    gate.store(true, Ordering::SeqCst);
+    let tasks = wait_ended(&mut client, &mut probe, &ids, WAIT);
+    assert!(tasks.iter().all(|t| t.status == Status::Success));
+    busy.shutdown();
+}
+
 /// Writes `text` to `name` in `dir` and returns its path as text.
 fn write_file(dir: &TempDir, name: &str, text: &str) -> String {
     let path = dir.join(name);

@@ -75,7 +75,8 @@ end
 -- of HMGETs (the hot path of a drain). Tasks read that cannot go anywhere
 -- are parked by this tick, so the next one reads past them.
 local limit = math.min(batch, total_free)
-read_head(KEYS[5], limit, '')
+-- Not with 0: ZRANGE 0 -1 would read the whole backlog.
+if limit > 0 then read_head(KEYS[5], limit, '') end
 -- Backlogs: sources with more waiting tasks than the workers able to run
 -- them have free slots. Once this tick has placed what it can, those
 -- workers are full, so the balancer has no choice left for these tasks and

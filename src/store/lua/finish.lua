@@ -46,6 +46,9 @@ local retention = ARGV[4]
 local cap = tonumber(ARGV[5])
 local accepted, rejected = 0, 0
 local counts = {success = 0, retried = 0, failed = 0, timeout = 0}
+-- Accepted attempts leave `running` and the held set in one command each
+-- (after the loop): per-command overhead is most of a script's cost.
+local ended = {}
 local i = 15
 while i <= #ARGV do
   local id, attempt, outcome, result, err, rnd = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], ARGV[i + 5]
@@ -65,9 +68,8 @@ while i <= #ARGV do
     end
   else
     accepted = accepted + 1
+    ended[#ended + 1] = id
     if outcome == 'timeout' then counts.timeout = counts.timeout + 1 end
-    redis.call('SREM', KEYS[2], id)
-    redis.call('ZREM', KEYS[1], id)
     append_log(key, logkey, lines, cap)
     local afield, avalue = attempt_field(attempt, ARGV[1], f[6], outcome, err, now_s)
     if f[1] == 'cancelled' then
@@ -94,6 +96,10 @@ while i <= #ARGV do
       end
     end
   end
+end
+if #ended > 0 then
+  redis.call('SREM', KEYS[2], unpack(ended))
+  redis.call('ZREM', KEYS[1], unpack(ended))
 end
 -- Moves up to the worker's free slots from the heads of the sources in
 -- backlog it can take from (`pending`, executor parks; merged by score),
@@ -156,6 +162,9 @@ local function refill()
   local default = redis.call('HGET', KEYS[7], 'balancer')
   local direct = tonumber(ARGV[14])
   local items, started, skipped = {}, {}, false
+  -- What the moves write to shared keys, sent as one command per key after
+  -- the loop.
+  local taken, deadlined, held = {}, {}, {}
   for _, h in ipairs(heads) do
     local id, from = h[1], h[3]
     local key = ARGV[2] .. id
@@ -163,11 +172,17 @@ local function refill()
       'attempt', 'payload', 'job', 'ready_ms', 'next_attempt_ms', 'created_ms')
     local balancer = f[3] or default
     if f[1] and offers[f[1]] and not f[4] and balancer and balancer ~= 'consistent-hash' and carried(f[2]) then
-      redis.call('ZREM', from, id)
+      local from_ids = taken[from]
+      if not from_ids then
+        from_ids = {}
+        taken[from] = from_ids
+      end
+      from_ids[#from_ids + 1] = id
       local attempt = tostring(tonumber(f[7] or 0) + 1)
       local timeout = f[5] or '300000'
-      redis.call('ZADD', KEYS[1], deadline(timeout), id)
-      redis.call('SADD', KEYS[2], id)
+      deadlined[#deadlined + 1] = deadline(timeout)
+      deadlined[#deadlined + 1] = id
+      held[#held + 1] = id
       if #started < direct then
         redis.call('HSET', key, 'attempt', attempt, 'worker', ARGV[1], 'dispatched_ms', now_s,
           'status', 'running', 'started_ms', now_s)
@@ -188,6 +203,11 @@ local function refill()
     else
       skipped = true
     end
+  end
+  for from, ids in pairs(taken) do redis.call('ZREM', from, unpack(ids)) end
+  if #held > 0 then
+    redis.call('ZADD', KEYS[1], unpack(deadlined))
+    redis.call('SADD', KEYS[2], unpack(held))
   end
   if #items > 0 then redis.call('LPUSH', KEYS[8], unpack(items)) end
   if #started + #items < free then

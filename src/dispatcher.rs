@@ -153,6 +153,7 @@ impl Dispatcher {
                 .arg(BATCH)
                 .arg(PROMOTE)
                 .arg(keys.park_prefix())
+                .arg(self.balancer.as_str())
                 .invoke(c)
         })?;
         let mut workers = parse_workers(worker_rows);

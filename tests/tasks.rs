@@ -809,6 +809,68 @@ fn a_tick_with_every_worker_full_reads_none_of_the_backlog() {
     busy.shutdown();
 }
 
+/// An ended task's log expires with it, however the log came about: lines
+/// of the successful attempt, lines only of an earlier failed attempt, a
+/// cancel; a task that never logged leaves no log key behind. (Ending a
+/// task expires its log only when the task records that it has one.)
+#[test]
+fn an_ended_tasks_log_expires_with_it() {
+    let redis = RedisServer::start();
+    let url = redis.url();
+    let ns = unique_ns("log-ttl");
+    let mut config = fast_config(&url, &ns, "solo");
+    config.capacity = 4;
+    let node = Node::builder(config)
+        .function("chatty", |ctx| {
+            ctx.log("hello");
+            Ok(Value::Null)
+        })
+        .function("flaky", |ctx| {
+            if ctx.attempt == 1 {
+                ctx.log("first attempt fails");
+                return Err("boom".into());
+            }
+            Ok(Value::Null)
+        })
+        .function("quiet", |_| Ok(Value::Null))
+        .start()
+        .expect("start node");
+    wait_for_cluster(&url, &ns, &["solo"], WAIT);
+    let mut client = client(&url, &ns);
+    let mut probe = Probe::new(&url, &ns);
+    let mut flaky = TaskSpec::new("flaky").with_retries(1);
+    flaky.retry_delay = Duration::from_millis(10);
+    let specs = [once("chatty", json!(1)), flaky, once("quiet", json!(3))];
+    let ids = ids_of(&client.submit_many(&specs).expect("submit_many"));
+    // Cancelled while waiting: no worker offers `nobody`.
+    let cancelled = submit(&mut client, &once("nobody", json!(4)));
+    client.cancel(&cancelled).expect("cancel");
+    let tasks = wait_ended(&mut client, &mut probe, &ids, WAIT);
+    assert!(
+        tasks.iter().all(|t| t.status == Status::Success),
+        "{tasks:?}"
+    );
+
+    let mut conn = redis.client();
+    let mut pttl =
+        |key: String| -> i64 { redis::cmd("PTTL").arg(key).query(&mut conn).expect("PTTL") };
+    for id in [&ids[0], &ids[1], &cancelled] {
+        let (task, log) = (pttl(probe.keys.task(id)), pttl(probe.keys.log(id)));
+        assert!(task > 0, "task {id} has no TTL ({task})");
+        assert!(
+            log > 0 && log <= task,
+            "the log of task {id} has TTL {log} ms, the task {task} ms"
+        );
+    }
+    assert!(log_of(&mut client, &ids[1]).contains("first attempt fails"));
+    assert_eq!(
+        pttl(probe.keys.log(&ids[2])),
+        -2,
+        "a quiet task left a log key"
+    );
+    node.shutdown();
+}
+
 /// Writes `text` to `name` in `dir` and returns its path as text.
 fn write_file(dir: &TempDir, name: &str, text: &str) -> String {
     let path = dir.join(name);

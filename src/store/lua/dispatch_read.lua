@@ -6,7 +6,8 @@
 -- KEYS[9] schedule, KEYS[10] parks index, KEYS[11] backlogs
 -- ARGV[3] task prefix, ARGV[4] node prefix, ARGV[5] held prefix,
 -- ARGV[6] most tasks to return from pending (and, apart, from parks),
--- ARGV[7] most delayed tasks to promote, ARGV[8] park prefix
+-- ARGV[7] most delayed tasks to promote, ARGV[8] park prefix, ARGV[9] the
+-- leader's default balancer
 -- Returns {now, next delayed task or cron job ms or -1,
 -- {id, info, held, draining}..., {id, executor, tags, balancer, route key,
 -- score, park key or '' for pending, timeout ms, '1' if it has a wait
@@ -143,7 +144,9 @@ if #backlogs > 0 then
   local fields = {}
   for _, b in ipairs(backlogs) do
     fields[#fields + 1] = b
-    fields[#fields + 1] = '1'
+    -- The default balancer rides along: a refill needs it, and reads it
+    -- with the sources in one command.
+    fields[#fields + 1] = ARGV[9]
   end
   redis.call('HSET', KEYS[11], unpack(fields))
 end

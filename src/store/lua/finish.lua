@@ -2,8 +2,8 @@
 -- then refill this worker's free slots from `pending` (below).
 -- KEYS[1] running, KEYS[2] the worker's held set, KEYS[3] delayed,
 -- KEYS[4] pending, KEYS[5] wake, KEYS[6] the worker's registry entry,
--- KEYS[7] leader:status, KEYS[8] the worker's queue, KEYS[9] parks index,
--- KEYS[10] backlogs
+-- KEYS[7] the worker's queue, KEYS[8] backlogs (source → the leader's
+-- default balancer)
 -- ARGV[1] node id, ARGV[2] task prefix, ARGV[3] log prefix, ARGV[4] retention
 -- ms, ARGV[5] log cap, ARGV[6] done prefix, ARGV[7] per-minute stats
 -- prefix, ARGV[8] the worker's capacity, ARGV[9] dispatch grace ms,
@@ -59,7 +59,7 @@ while i <= #ARGV do
   i = i + 7 + nlines
   local key = ARGV[2] .. id
   local logkey = ARGV[3] .. id
-  local f = redis.call('HMGET', key, 'status', 'attempt', 'worker', 'failures', 'waited', 'started_ms')
+  local f = redis.call('HMGET', key, 'status', 'attempt', 'worker', 'failures', 'waited', 'started_ms', 'logged')
   if f[2] ~= attempt or f[3] ~= ARGV[1] or (f[1] ~= 'running' and f[1] ~= 'cancelled') then
     rejected = rejected + 1
     if f[1] then
@@ -81,7 +81,7 @@ while i <= #ARGV do
       if f[4] and f[4] ~= '0' then
         redis.call('HDEL', key, 'error', 'next_attempt_ms')
       end
-      end_task(key, logkey, ARGV[6] .. id, 'success', retention, f[5] or false)
+      end_task(key, logkey, ARGV[6] .. id, 'success', retention, f[5] or false, f[7] == '1' or nlines > 0)
       counts.success = counts.success + 1
     else
       redis.call('HSET', key, 'result', result, afield, avalue)
@@ -107,7 +107,9 @@ end
 -- do not stop a refill (the leader parks those). Returns how many, and
 -- whether the leader is still needed (a slot left free, a task left).
 local function refill()
-  if redis.call('HLEN', KEYS[10]) == 0 then return {}, 0, true end
+  -- source → the leader's default balancer, for each source in backlog.
+  local backlog = redis.call('HGETALL', KEYS[8])
+  if #backlog == 0 then return {}, 0, true end
   local node = redis.call('HMGET', KEYS[6], 'instance', 'draining')
   if ARGV[11] == '' or node[1] ~= ARGV[10] or node[2] == '1' then return {}, 0, true end
   local free = tonumber(ARGV[8]) - redis.call('SCARD', KEYS[2])
@@ -121,17 +123,17 @@ local function refill()
     end
     return true
   end
-  local candidates = {KEYS[4]}
+  local sources, default = {}, nil
   local exec_prefix = ARGV[13] .. 'exec:'
-  for _, park in ipairs(redis.call('SMEMBERS', KEYS[9])) do
-    if string.sub(park, 1, #exec_prefix) == exec_prefix then
-      local executor, tags = string.match(string.sub(park, #exec_prefix + 1), '^([^|]*)|(.*)$')
-      if executor and offers[executor] and carried(tags) then candidates[#candidates + 1] = park end
+  for j = 1, #backlog, 2 do
+    local source = backlog[j]
+    default = backlog[j + 1]
+    if source == KEYS[4] then
+      sources[#sources + 1] = source
+    elseif string.sub(source, 1, #exec_prefix) == exec_prefix then
+      local executor, tags = string.match(string.sub(source, #exec_prefix + 1), '^([^|]*)|(.*)$')
+      if executor and offers[executor] and carried(tags) then sources[#sources + 1] = source end
     end
-  end
-  local sources = {}
-  for j, flag in ipairs(redis.call('HMGET', KEYS[10], unpack(candidates))) do
-    if flag == '1' then sources[#sources + 1] = candidates[j] end
   end
   if #sources == 0 then return {}, 0, true end
   -- Scores only when two sources have tasks, so a merge is needed:
@@ -159,7 +161,6 @@ local function refill()
     end
     return d
   end
-  local default = redis.call('HGET', KEYS[7], 'balancer')
   local direct = tonumber(ARGV[14])
   local items, started, skipped = {}, {}, false
   -- What the moves write to shared keys, sent as one command per key after
@@ -209,11 +210,11 @@ local function refill()
     redis.call('ZADD', KEYS[1], unpack(deadlined))
     redis.call('SADD', KEYS[2], unpack(held))
   end
-  if #items > 0 then redis.call('LPUSH', KEYS[8], unpack(items)) end
+  if #items > 0 then redis.call('LPUSH', KEYS[7], unpack(items)) end
   if #started + #items < free then
     -- A slot stays free: these sources are no backlog for this worker any
     -- more, and the leader decides again at its next read.
-    redis.call('HDEL', KEYS[10], unpack(sources))
+    redis.call('HDEL', KEYS[8], unpack(sources))
     return started, #items, true
   end
   return started, #items, skipped

@@ -17,12 +17,17 @@ end
 
 -- Appends lines to task `task`'s log `key`, keeping the newest `cap`. A
 -- log created for a task that has ended already (a late, stale result)
--- expires with it.
+-- expires with it; one created for a live task is marked in the task
+-- (`logged`), so that ending a task that never logged skips the log.
 local function append_log(task, key, lines, cap)
   if #lines > 0 then
     if redis.call('RPUSH', key, unpack(lines)) == #lines then
       local ttl = redis.call('PTTL', task)
-      if ttl > 0 then redis.call('PEXPIRE', key, ttl) end
+      if ttl > 0 then
+        redis.call('PEXPIRE', key, ttl)
+      elseif ttl == -1 then
+        redis.call('HSET', task, 'logged', '1')
+      end
     end
     redis.call('LTRIM', key, -cap, -1)
   end
@@ -37,10 +42,11 @@ end
 
 -- Ends a task: keep it (and its log) for the retention, and tell a waiter.
 -- `waited` is the task's `waited` field when the caller has read it
--- (nil: read it here).
-local function end_task(key, logkey, done_key, status, retention, waited)
+-- (nil: read it here); `logged` is false when the caller knows the task
+-- has no log (nil: expire it anyway).
+local function end_task(key, logkey, done_key, status, retention, waited, logged)
   redis.call('PEXPIRE', key, retention)
-  redis.call('PEXPIRE', logkey, retention)
+  if logged ~= false then redis.call('PEXPIRE', logkey, retention) end
   if waited == nil then waited = redis.call('HGET', key, 'waited') end
   if waited == '1' then
     redis.call('LPUSH', done_key, status)

@@ -49,13 +49,17 @@ local counts = {success = 0, retried = 0, failed = 0, timeout = 0}
 -- Accepted attempts leave `running` and the held set in one command each
 -- (after the loop): per-command overhead is most of a script's cost.
 local ended = {}
+local no_lines = {}
 local i = 15
 while i <= #ARGV do
   local id, attempt, outcome, result, err, rnd = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], ARGV[i + 5]
   local nlines = tonumber(ARGV[i + 6])
   local tag = '[attempt ' .. attempt .. '] '
-  local lines = {}
-  for j = 1, nlines do lines[j] = tag .. ARGV[i + 6 + j] end
+  local lines = no_lines
+  if nlines > 0 then
+    lines = {}
+    for j = 1, nlines do lines[j] = tag .. ARGV[i + 6 + j] end
+  end
   i = i + 7 + nlines
   local key = ARGV[2] .. id
   local logkey = ARGV[3] .. id
@@ -169,8 +173,10 @@ local function refill()
   for _, h in ipairs(heads) do
     local id, from = h[1], h[3]
     local key = ARGV[2] .. id
+    -- Every field named here costs a scan of the hash, an absent one the
+    -- whole hash: only what the common case needs.
     local f = redis.call('HMGET', key, 'executor', 'tags', 'balancer', 'route_key', 'timeout_ms', 'wait_reason',
-      'attempt', 'payload', 'job', 'ready_ms', 'next_attempt_ms', 'created_ms')
+      'attempt', 'payload', 'job', 'ready_ms')
     local balancer = f[3] or default
     if f[1] and offers[f[1]] and not f[4] and balancer and balancer ~= 'consistent-hash' and carried(f[2]) then
       local from_ids = taken[from]
@@ -187,7 +193,12 @@ local function refill()
       if #started < direct then
         redis.call('HSET', key, 'attempt', attempt, 'worker', ARGV[1], 'dispatched_ms', now_s,
           'status', 'running', 'started_ms', now_s)
-        local ready = math.max(tonumber(f[10] or f[12] or 0), tonumber(f[11] or 0))
+        -- Every task gets `ready_ms` when created; a retry is ready at
+        -- its next attempt time.
+        local ready = tonumber(f[10] or 0)
+        if f[7] and f[7] ~= '0' then
+          ready = math.max(ready, tonumber(redis.call('HGET', key, 'next_attempt_ms') or 0))
+        end
         local latency = -1
         if ready > 0 then latency = math.max(now - ready, 0) end
         started[#started + 1] = {id, attempt, f[1], f[8] or 'null', timeout, f[9] or '', latency, 0}

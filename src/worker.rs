@@ -10,12 +10,16 @@
 //! - pool-N: `capacity` threads reading a bounded crossbeam channel; each
 //!   runs one task's executor and hands the outcome, with its slot, to the
 //!   reporter.
-//! - reporter: batches outcomes into one `FINISH` call (a pipeline's worth
-//!   per round trip); while Redis is down it keeps them and retries, so no
-//!   finished result is lost to an outage. The same call refills the freed
-//!   slots from the backlog (see `lua/finish.lua`) and the reporter hands
-//!   the tasks it started to the pool; slots it could not refill go back
-//!   to the fetcher.
+//! - reporter-0, reporter-1: each batches the outcomes of its own tasks
+//!   into one `FINISH` call (a pipeline's worth per round trip); while
+//!   Redis is down it keeps them and retries, so no finished result is
+//!   lost to an outage. The same call refills the freed slots from the
+//!   backlog (see `lua/finish.lua`) and the reporter hands the tasks it
+//!   started to the pool as its own; slots it could not refill go back to
+//!   the fetcher, whose tasks are dealt out to the reporters in turn. So
+//!   the two split the slots into two groups: while one group's call is in
+//!   Redis the other group runs and is gathered whole, and Redis is never
+//!   idle between calls.
 //! - canceller: blocks on the node's cancel list and flags running tasks.
 
 use std::collections::HashMap;
@@ -36,9 +40,11 @@ use crate::store::{Conn, Store, scripts};
 
 /// Most outcomes sent in one `FINISH` call.
 const REPORT_BATCH: usize = 256;
-/// Reporter threads, each with its own connection: while one waits on a
-/// `FINISH` call the other gathers the next batch, so Redis and the pool
-/// are not idle in turn.
+/// Reporter threads, each with its own connection and its own share of
+/// the slots: every task reports to the reporter that claimed it (tasks
+/// the fetcher claims are dealt out in turn), so while one reporter waits
+/// on a `FINISH` call the other gathers all of its own tasks for the next
+/// one, and Redis and the pool are not idle in turn.
 const REPORTER_NAMES: [&str; 2] = ["reporter-0", "reporter-1"];
 /// How long the reporter waits for more outcomes while other tasks are
 /// still running, so that tasks ending together are reported (and their
@@ -61,6 +67,8 @@ struct Claimed {
     timeout: Duration,
     job: Option<String>,
     cancel: CancelFlag,
+    /// The reporter this task reports to (index into `REPORTER_NAMES`).
+    reporter: usize,
 }
 
 /// One finished attempt, on its way to Redis.
@@ -78,6 +86,13 @@ struct Shared {
     instance: String,
     executors: Executors,
     running: Arc<AtomicUsize>,
+    /// Per reporter, its tasks handed to the pool and not yet reported:
+    /// unlike `running`, this counts tasks still waiting in the pool's
+    /// channel, so a reporter does not take a pause between two of them
+    /// for the end of its work.
+    in_pool: [AtomicUsize; REPORTER_NAMES.len()],
+    /// Deals the fetcher's tasks out to the reporters.
+    next_reporter: AtomicUsize,
     /// task id → (attempt, cancel flag, cancelled by a user).
     active: Mutex<HashMap<String, (u32, CancelFlag, bool)>>,
     /// Set when the shutdown grace ran out: interrupted tasks are reported
@@ -91,9 +106,6 @@ struct Shared {
     /// adoption, so a task a refill has just started is never taken for an
     /// orphan.
     refill: RwLock<Option<Refill>>,
-    /// Held by the reporter collecting the next batch, so that one reporter
-    /// gathers outcomes while the other waits on Redis.
-    collecting: Mutex<()>,
     /// Set when a `FINISH` call failed after it may have started refilled
     /// tasks (its reply lost): the fetcher then adopts them.
     suspect: AtomicBool,
@@ -121,6 +133,17 @@ impl Shared {
         self.refill.write().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Sends a claimed task to the pool; false once the pool is gone.
+    fn hand_to_pool(&self, jobs: &Sender<Claimed>, c: Claimed) -> bool {
+        let owner = &self.in_pool[c.reporter];
+        owner.fetch_add(1, Ordering::SeqCst);
+        let sent = jobs.send(c).is_ok();
+        if !sent {
+            owner.fetch_sub(1, Ordering::SeqCst);
+        }
+        sent
+    }
+
     /// The control list that wakes the fetcher to adopt orphans.
     fn adopt_list(&self) -> String {
         self.store.keys.control(&self.node, "adopt")
@@ -128,7 +151,8 @@ impl Shared {
 
     /// Registers claimed tasks as ours: a cancel can reach one before a
     /// pool thread picks it up, and orphan adoption will not claim it twice.
-    fn register(&self, rows: Vec<ClaimRow>) -> Vec<Claimed> {
+    /// They report to `reporter`, or (`None`) to each reporter in turn.
+    fn register(&self, rows: Vec<ClaimRow>, reporter: Option<usize>) -> Vec<Claimed> {
         let claimed: Vec<Claimed> = rows
             .into_iter()
             .map(
@@ -146,6 +170,10 @@ impl Shared {
                         timeout: Duration::from_millis(timeout_ms.max(1)),
                         job: (!job.is_empty()).then_some(job),
                         cancel: CancelFlag::default(),
+                        reporter: reporter.unwrap_or_else(|| {
+                            self.next_reporter.fetch_add(1, Ordering::Relaxed)
+                                % REPORTER_NAMES.len()
+                        }),
                     }
                 },
             )
@@ -190,11 +218,12 @@ pub fn start(
         instance: instance.to_string(),
         executors,
         running,
+        in_pool: Default::default(),
+        next_reporter: AtomicUsize::new(0),
         active: Mutex::default(),
         interrupted: AtomicBool::new(false),
         retention_ms: config.task_retention.as_millis() as u64,
         capacity: config.capacity,
-        collecting: Mutex::default(),
         refill: RwLock::new(Some(Refill {
             executors: offered,
             tags: config.tags.join(","),
@@ -202,7 +231,10 @@ pub fn start(
         })),
         suspect: AtomicBool::new(false),
     });
-    let (reports_tx, reports_rx) = crossbeam_channel::unbounded::<Report>();
+    let (reports_tx, reports_rx): (Vec<Sender<Report>>, Vec<Receiver<Report>>) = REPORTER_NAMES
+        .iter()
+        .map(|_| crossbeam_channel::unbounded::<Report>())
+        .unzip();
     let (done_tx, pool_done) = crossbeam_channel::unbounded();
 
     let mut pool = Vec::with_capacity(capacity);
@@ -225,7 +257,10 @@ pub fn start(
                     for claimed in jobs.iter() {
                         // The report carries the slot back: the reporter
                         // refills it or hands it to the fetcher.
-                        let _ = reports.send(run_one(&shared, claimed));
+                        let owner = claimed.reporter;
+                        let report = run_one(&shared, claimed);
+                        shared.in_pool[owner].fetch_sub(1, Ordering::SeqCst);
+                        let _ = reports[owner].send(report);
                     }
                     let _ = done.send(());
                 })?,
@@ -243,10 +278,10 @@ pub fn start(
         .with_waker(move || wake_control(&waker_store, &fetch_ctl))
     };
     let mut reporters = Vec::with_capacity(REPORTER_NAMES.len());
-    for name in REPORTER_NAMES {
-        let (shared, reports, slots) = (shared.clone(), reports_rx.clone(), slots_tx.clone());
+    for (index, (name, reports)) in REPORTER_NAMES.into_iter().zip(reports_rx).enumerate() {
+        let (shared, slots) = (shared.clone(), slots_tx.clone());
         reporters.push(Component::spawn(name, move |_| {
-            report_loop(&shared, reports, &slots)
+            report_loop(&shared, index, reports, &slots)
         })?);
     }
     let cancel_ctl = store.keys.control(&config.node_id, "canceller");
@@ -408,7 +443,7 @@ fn claim(
             .arg(items)
             .invoke(c)
     })?;
-    Ok(shared.register(rows))
+    Ok(shared.register(rows, None))
 }
 
 /// Tasks running on this worker in Redis that no thread here knows of: a
@@ -548,16 +583,17 @@ fn fetch_loop(
         }
         for c in claimed {
             tokens = tokens.saturating_sub(1);
-            if jobs.send(c).is_err() {
+            if !shared.hand_to_pool(&jobs, c) {
                 return;
             }
         }
     }
 }
 
-fn report_loop(shared: &Shared, reports: Receiver<Report>, slots: &Sender<()>) {
+/// Reporter `index`: records the outcomes of its own tasks (`reports`).
+fn report_loop(shared: &Shared, index: usize, reports: Receiver<Report>, slots: &Sender<()>) {
     let mut conn = shared.store.conn("reporter");
-    let collecting = || shared.collecting.lock().unwrap_or_else(|p| p.into_inner());
+    let in_pool = &shared.in_pool[index];
     let mut batch: Vec<Report> = Vec::new();
     // Slots freed by the reports received and not yet refilled or handed
     // to the fetcher (each report carries its slot).
@@ -569,14 +605,13 @@ fn report_loop(shared: &Shared, reports: Receiver<Report>, slots: &Sender<()>) {
     let mut give_up_at: Option<Instant> = None;
     loop {
         let before = batch.len();
-        let turn = collecting();
         if batch.is_empty() {
             match reports.recv() {
                 Ok(r) => batch.push(r),
                 Err(_) => return, // every pool thread is gone and all is flushed
             }
             let linger_until = Instant::now() + REPORT_LINGER;
-            while batch.len() < REPORT_BATCH && shared.running.load(Ordering::Relaxed) > 0 {
+            while batch.len() < REPORT_BATCH && in_pool.load(Ordering::SeqCst) > 0 {
                 match reports.recv_deadline(linger_until) {
                     Ok(r) => batch.push(r),
                     Err(_) => break,
@@ -589,7 +624,6 @@ fn report_loop(shared: &Shared, reports: Receiver<Report>, slots: &Sender<()>) {
                 .take(REPORT_BATCH.saturating_sub(batch.len())),
         );
         tokens += batch.len() - before;
-        drop(turn);
         let refill = shared.refill();
         let direct = if refill.is_some() { tokens } else { 0 };
         let failed_call = match finish(shared, &mut conn, &batch, refill.as_ref(), direct) {
@@ -609,8 +643,8 @@ fn report_loop(shared: &Shared, reports: Receiver<Report>, slots: &Sender<()>) {
                 }
                 tokens -= started.len().min(tokens);
                 if let Some(r) = refill.as_ref() {
-                    for c in shared.register(started) {
-                        let _ = r.jobs.send(c);
+                    for c in shared.register(started, Some(index)) {
+                        shared.hand_to_pool(&r.jobs, c);
                     }
                 }
                 false

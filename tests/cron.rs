@@ -603,24 +603,6 @@ fn script_names() -> HashMap<String, &'static str> {
         .collect()
 }
 
-fn evalsha_stats(conn: &mut redis::Connection) -> (u64, u64) {
-    let info: String = redis::cmd("INFO")
-        .arg("commandstats")
-        .query(conn)
-        .expect("INFO");
-    let line = info
-        .lines()
-        .find(|l| l.starts_with("cmdstat_evalsha:"))
-        .unwrap_or("");
-    let field = |name: &str| {
-        line.split([':', ','])
-            .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    (field("calls"), field("usec"))
-}
-
 /// Registers `far` jobs with a far-future schedule plus one per-second
 /// job on `redis`, starts a node, and measures the Redis work of 10
 /// firings in steady state.
@@ -674,46 +656,17 @@ fn measure_work(redis: &RedisServer, far: usize) -> (Work, Duration) {
         })
     };
     let start = settled_after(2, &mut probe);
-    redis::pipe()
-        .cmd("CONFIG")
-        .arg("SET")
-        .arg("slowlog-log-slower-than")
-        .arg(0)
-        .ignore()
-        .cmd("CONFIG")
-        .arg("SET")
-        .arg("slowlog-max-len")
-        .arg(100_000)
-        .ignore()
-        .cmd("SLOWLOG")
-        .arg("RESET")
-        .ignore()
-        .cmd("CONFIG")
-        .arg("RESETSTAT")
-        .ignore()
-        .query::<()>(&mut conn)
-        .expect("reset stats");
+    reset_command_stats(&mut conn);
     let end = settled_after(start + FIRINGS, &mut probe);
-    let evalsha = evalsha_stats(&mut conn);
-    let log: Vec<Vec<redis::Value>> = redis::cmd("SLOWLOG")
-        .arg("GET")
-        .arg(-1)
-        .query(&mut conn)
-        .expect("SLOWLOG GET");
+    let evalsha = command_stats(&mut conn, "evalsha");
     let names = script_names();
     let mut work = Work {
         firings: end - start,
         evalsha,
         ..Work::default()
     };
-    for entry in log {
-        let usec: u64 = redis::from_redis_value(entry[2].clone()).unwrap_or(0);
-        let args: Vec<String> = redis::from_redis_value(entry[3].clone()).unwrap_or_default();
-        if args
-            .first()
-            .is_some_and(|a| a.eq_ignore_ascii_case("evalsha"))
-            && let Some(name) = args.get(1).and_then(|sha| names.get(sha))
-        {
+    for (sha, usec) in slowlog_scripts(&mut conn) {
+        if let Some(name) = names.get(&sha) {
             let e = work.scripts.entry(name).or_default();
             e.0 += 1;
             e.1 += usec;

@@ -713,18 +713,6 @@ fn a_backlog_waiting_for_a_full_worker_does_not_block_tasks_others_can_run() {
     idle.shutdown();
 }
 
-/// `INFO commandstats` calls of command `name` (lower case).
-fn command_calls(conn: &mut redis::Connection, name: &str) -> u64 {
-    let info: String = redis::cmd("INFO")
-        .arg("commandstats")
-        .query(conn)
-        .expect("INFO");
-    let prefix = format!("cmdstat_{name}:calls=");
-    info.lines()
-        .find_map(|l| l.strip_prefix(&prefix)?.split(',').next()?.parse().ok())
-        .unwrap_or(0)
-}
-
 /// A leader tick while every worker is full reads none of the backlog, so
 /// its cost does not grow with the depth of `pending` (a read asked for
 /// "as many tasks as there are free slots" with none free once read the
@@ -748,42 +736,14 @@ fn a_tick_with_every_worker_full_reads_none_of_the_backlog() {
     });
 
     let mut conn = redis.client();
-    redis::pipe()
-        .cmd("CONFIG")
-        .arg("SET")
-        .arg("slowlog-log-slower-than")
-        .arg(0)
-        .ignore()
-        .cmd("CONFIG")
-        .arg("SET")
-        .arg("slowlog-max-len")
-        .arg(10_000)
-        .ignore()
-        .cmd("SLOWLOG")
-        .arg("RESET")
-        .ignore()
-        .cmd("CONFIG")
-        .arg("RESETSTAT")
-        .ignore()
-        .query::<()>(&mut conn)
-        .expect("reset stats");
+    reset_command_stats(&mut conn);
     let read_sha = distsched::store::scripts::DISPATCH_READ
         .get_hash()
         .to_string();
-    let reads = |conn: &mut redis::Connection| -> usize {
-        let log: Vec<Vec<redis::Value>> = redis::cmd("SLOWLOG")
-            .arg("GET")
-            .arg(-1)
-            .query(conn)
-            .expect("SLOWLOG GET");
-        log.iter()
-            .filter(|entry| {
-                let args: Vec<String> =
-                    redis::from_redis_value(entry[3].clone()).unwrap_or_default();
-                args.first()
-                    .is_some_and(|a| a.eq_ignore_ascii_case("evalsha"))
-                    && args.get(1) == Some(&read_sha)
-            })
+    let reads = |conn: &mut redis::Connection| {
+        slowlog_scripts(conn)
+            .iter()
+            .filter(|(sha, _)| *sha == read_sha)
             .count()
     };
     for n in 1..=TICKS {
@@ -796,7 +756,7 @@ fn a_tick_with_every_worker_full_reads_none_of_the_backlog() {
             reads(&mut conn) >= n
         });
     }
-    let hmget = command_calls(&mut conn, "hmget");
+    let (hmget, _) = command_stats(&mut conn, "hmget");
     // Per tick: the live workers' entries; nothing per waiting task.
     assert!(
         hmget < 10 * TICKS as u64,

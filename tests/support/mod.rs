@@ -1055,6 +1055,72 @@ impl Probe {
     }
 }
 
+/// Logs every command to SLOWLOG from now on (kept up to 100,000 entries)
+/// and clears SLOWLOG and `INFO commandstats`, to count a stretch of work.
+pub fn reset_command_stats(conn: &mut redis::Connection) {
+    redis::pipe()
+        .cmd("CONFIG")
+        .arg("SET")
+        .arg("slowlog-log-slower-than")
+        .arg(0)
+        .ignore()
+        .cmd("CONFIG")
+        .arg("SET")
+        .arg("slowlog-max-len")
+        .arg(100_000)
+        .ignore()
+        .cmd("SLOWLOG")
+        .arg("RESET")
+        .ignore()
+        .cmd("CONFIG")
+        .arg("RESETSTAT")
+        .ignore()
+        .query::<()>(conn)
+        .expect("reset stats");
+}
+
+/// `INFO commandstats` calls and usec of command `name` (lower case,
+/// commands run inside scripts included).
+pub fn command_stats(conn: &mut redis::Connection, name: &str) -> (u64, u64) {
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query(conn)
+        .expect("INFO");
+    let prefix = format!("cmdstat_{name}:");
+    let line = info
+        .lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .unwrap_or("");
+    let field = |key: &str| {
+        line.split(',')
+            .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    (field("calls"), field("usec"))
+}
+
+/// The script SHA and µs of every EVALSHA in SLOWLOG (see
+/// [`reset_command_stats`]), oldest first.
+pub fn slowlog_scripts(conn: &mut redis::Connection) -> Vec<(String, u64)> {
+    let log: Vec<Vec<redis::Value>> = redis::cmd("SLOWLOG")
+        .arg("GET")
+        .arg(-1)
+        .query(conn)
+        .expect("SLOWLOG GET");
+    let mut scripts: Vec<(String, u64)> = log
+        .into_iter()
+        .filter_map(|entry| {
+            let usec: u64 = redis::from_redis_value(entry.get(2)?.clone()).ok()?;
+            let args: Vec<String> = redis::from_redis_value(entry.get(3)?.clone()).ok()?;
+            let evalsha = args.first()?.eq_ignore_ascii_case("evalsha");
+            evalsha.then(|| (args.get(1).cloned().unwrap_or_default(), usec))
+        })
+        .collect();
+    scripts.reverse();
+    scripts
+}
+
 /// Like [`cli`], with `input` on the command's stdin.
 pub fn cli_with_stdin(url: &str, ns: &str, args: &[&str], input: &str) -> Output {
     let mut all: Vec<&str> = args.to_vec();

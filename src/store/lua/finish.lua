@@ -50,53 +50,65 @@ local counts = {success = 0, retried = 0, failed = 0, timeout = 0}
 -- (after the loop): per-command overhead is most of a script's cost.
 local ended = {}
 local no_lines = {}
-local i = 15
-while i <= #ARGV do
-  local id, attempt, outcome, result, err, rnd = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], ARGV[i + 5]
-  local nlines = tonumber(ARGV[i + 6])
-  local tag = '[attempt ' .. attempt .. '] '
+-- Globals cost a table lookup each time: the loops below use locals.
+local call, args, node_id = redis.call, ARGV, ARGV[1]
+local task_prefix, log_prefix = ARGV[2], ARGV[3]
+local i, n = 15, #ARGV
+-- The success path builds no string it does not write (tags, log and
+-- done keys only when needed).
+while i <= n do
+  local id, attempt, outcome, result, err, rnd = args[i], args[i + 1], args[i + 2], args[i + 3], args[i + 4], args[i + 5]
+  local nlines = tonumber(args[i + 6])
   local lines = no_lines
   if nlines > 0 then
+    local tag = '[attempt ' .. attempt .. '] '
     lines = {}
-    for j = 1, nlines do lines[j] = tag .. ARGV[i + 6 + j] end
+    for j = 1, nlines do lines[j] = tag .. args[i + 6 + j] end
   end
   i = i + 7 + nlines
-  local key = ARGV[2] .. id
-  local logkey = ARGV[3] .. id
-  local f = redis.call('HMGET', key, 'status', 'attempt', 'worker', 'failures', 'waited', 'started_ms', 'logged')
-  if f[2] ~= attempt or f[3] ~= ARGV[1] or (f[1] ~= 'running' and f[1] ~= 'cancelled') then
+  local key = task_prefix .. id
+  local f = call('HMGET', key, 'status', 'attempt', 'worker', 'failures', 'waited', 'started_ms', 'logged')
+  if f[2] ~= attempt or f[3] ~= node_id or (f[1] ~= 'running' and f[1] ~= 'cancelled') then
     rejected = rejected + 1
     if f[1] then
-      append_log(key, logkey, {tag .. 'stale ' .. outcome .. ' from ' .. ARGV[1] ..
+      append_log(key, log_prefix .. id, {'[attempt ' .. attempt .. '] stale ' .. outcome .. ' from ' .. node_id ..
         ' rejected (current attempt ' .. tostring(f[2]) .. ', status ' .. f[1] .. ')'}, cap)
     end
   else
     accepted = accepted + 1
     ended[#ended + 1] = id
     if outcome == 'timeout' then counts.timeout = counts.timeout + 1 end
-    append_log(key, logkey, lines, cap)
-    local afield, avalue = attempt_field(attempt, ARGV[1], f[6], outcome, err, now_s)
-    if f[1] == 'cancelled' then
-      redis.call('HSET', key, afield, avalue)
-      append_log(key, logkey, {tag .. 'stopped after cancel'}, cap)
-    elseif outcome == 'success' then
+    local afield, avalue = attempt_field(attempt, node_id, f[6], outcome, err, now_s)
+    if outcome == 'success' and f[1] == 'running' then
       -- The hot path: one write for the whole outcome.
-      redis.call('HSET', key, 'status', 'success', 'ended_ms', now_s, 'result', result, afield, avalue)
+      local logged = f[7] == '1' or nlines > 0
+      local logkey = logged and log_prefix .. id
+      if nlines > 0 then append_log(key, logkey, lines, cap) end
+      call('HSET', key, 'status', 'success', 'ended_ms', now_s, 'result', result, afield, avalue)
       if f[4] and f[4] ~= '0' then
-        redis.call('HDEL', key, 'error', 'next_attempt_ms')
+        call('HDEL', key, 'error', 'next_attempt_ms')
       end
-      end_task(key, logkey, ARGV[6] .. id, 'success', retention, f[5] or false, f[7] == '1' or nlines > 0)
+      local waited = f[5] or false
+      end_task(key, logkey, waited == '1' and ARGV[6] .. id, 'success', retention, waited, logged)
       counts.success = counts.success + 1
     else
-      redis.call('HSET', key, 'result', result, afield, avalue)
-      local status, delay = fail_attempt(key, id, KEYS[3], now, err, tonumber(rnd))
-      if status == 'retrying' then
-        append_log(key, logkey, {tag .. outcome .. ': ' .. err .. '; retry in ' .. delay .. 'ms'}, cap)
-        counts.retried = counts.retried + 1
+      local tag = '[attempt ' .. attempt .. '] '
+      local logkey = log_prefix .. id
+      append_log(key, logkey, lines, cap)
+      if f[1] == 'cancelled' then
+        call('HSET', key, afield, avalue)
+        append_log(key, logkey, {tag .. 'stopped after cancel'}, cap)
       else
-        append_log(key, logkey, {tag .. outcome .. ': ' .. err .. '; no retries left'}, cap)
-        end_task(key, logkey, ARGV[6] .. id, 'failed', retention)
-        counts.failed = counts.failed + 1
+        redis.call('HSET', key, 'result', result, afield, avalue)
+        local status, delay = fail_attempt(key, id, KEYS[3], now, err, tonumber(rnd))
+        if status == 'retrying' then
+          append_log(key, logkey, {tag .. outcome .. ': ' .. err .. '; retry in ' .. delay .. 'ms'}, cap)
+          counts.retried = counts.retried + 1
+        else
+          append_log(key, logkey, {tag .. outcome .. ': ' .. err .. '; no retries left'}, cap)
+          end_task(key, logkey, ARGV[6] .. id, 'failed', retention)
+          counts.failed = counts.failed + 1
+        end
       end
     end
   end
@@ -122,7 +134,8 @@ local function refill()
   for e in string.gmatch(ARGV[11], '[^,]+') do offers[e] = true end
   for t in string.gmatch(ARGV[12], '[^,]+') do carries[t] = true end
   local function carried(tags)
-    for t in string.gmatch(tags or '', '[^,]+') do
+    if not tags or tags == '' then return true end
+    for t in string.gmatch(tags, '[^,]+') do
       if not carries[t] then return false end
     end
     return true
@@ -172,10 +185,10 @@ local function refill()
   local taken, deadlined, held = {}, {}, {}
   for _, h in ipairs(heads) do
     local id, from = h[1], h[3]
-    local key = ARGV[2] .. id
+    local key = task_prefix .. id
     -- Every field named here costs a scan of the hash, an absent one the
     -- whole hash: only what the common case needs.
-    local f = redis.call('HMGET', key, 'executor', 'tags', 'balancer', 'route_key', 'timeout_ms', 'wait_reason',
+    local f = call('HMGET', key, 'executor', 'tags', 'balancer', 'route_key', 'timeout_ms', 'wait_reason',
       'attempt', 'payload', 'job', 'ready_ms')
     local balancer = f[3] or default
     if f[1] and offers[f[1]] and not f[4] and balancer and balancer ~= 'consistent-hash' and carried(f[2]) then
@@ -191,25 +204,25 @@ local function refill()
       deadlined[#deadlined + 1] = id
       held[#held + 1] = id
       if #started < direct then
-        redis.call('HSET', key, 'attempt', attempt, 'worker', ARGV[1], 'dispatched_ms', now_s,
+        call('HSET', key, 'attempt', attempt, 'worker', node_id, 'dispatched_ms', now_s,
           'status', 'running', 'started_ms', now_s)
         -- Every task gets `ready_ms` when created; a retry is ready at
         -- its next attempt time.
         local ready = tonumber(f[10] or 0)
         if f[7] and f[7] ~= '0' then
-          ready = math.max(ready, tonumber(redis.call('HGET', key, 'next_attempt_ms') or 0))
+          ready = math.max(ready, tonumber(call('HGET', key, 'next_attempt_ms') or 0))
         end
         local latency = -1
         if ready > 0 then latency = math.max(now - ready, 0) end
         started[#started + 1] = {id, attempt, f[1], f[8] or 'null', timeout, f[9] or '', latency, 0}
       else
-        redis.call('HSET', key, 'attempt', attempt, 'worker', ARGV[1], 'dispatched_ms', now_s)
+        call('HSET', key, 'attempt', attempt, 'worker', node_id, 'dispatched_ms', now_s)
         items[#items + 1] = id .. '|' .. attempt
       end
       if from ~= KEYS[4] then
-        redis.call('HDEL', key, 'wait_reason', 'parked')
+        call('HDEL', key, 'wait_reason', 'parked')
       elseif f[6] then
-        redis.call('HDEL', key, 'wait_reason')
+        call('HDEL', key, 'wait_reason')
       end
       if #started + #items == free then break end
     else

@@ -118,7 +118,7 @@ end
 -- outcome, message, tab-separated. Returns the field and its value.
 local function attempt_field(attempt, worker, started, outcome, message, now)
   return 'a' .. attempt,
-    table.concat({worker or '', started or '', now, outcome, message or ''}, '\t')
+    (worker or '') .. '\t' .. (started or '') .. '\t' .. now .. '\t' .. outcome .. '\t' .. (message or '')
 end
 
 -- Records how attempt `attempt` ended (see `attempt_field`).

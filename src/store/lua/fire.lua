@@ -69,9 +69,10 @@ while i <= #ARGV do
           redis.call('HINCRBY', state, 'skips', 1)
           redis.call('LPUSH', history, now .. ' skipped ' .. slot .. ': ' .. blocked .. ' still active (forbid)')
         else
+          -- The fields every result and dispatch reads first (see submit).
+          redis.call('HSET', key, 'status', 'pending', 'attempt', 0, 'failures', 0,
+            'ready_ms', now, 'created_ms', now, 'slot_ms', slot, 'id', id)
           redis.call('HSET', key, unpack(fields))
-          redis.call('HSET', key, 'id', id, 'status', 'pending', 'attempt', 0, 'failures', 0,
-            'created_ms', now, 'ready_ms', now, 'slot_ms', slot)
           redis.call('ZADD', KEYS[5], pending_score(redis.call('HGET', key, 'priority') or 0,
             redis.call('INCR', KEYS[10])), id)
           redis.call('ZADD', KEYS[9], now, id)

@@ -15,13 +15,15 @@ if redis.call('EXISTS', KEYS[1]) == 1 then
   return {0, ARGV[1]}
 end
 local now = now_ms()
+local ready = tonumber(ARGV[2])
+if ready < now + tonumber(ARGV[7]) then ready = now + tonumber(ARGV[7]) end
+-- A small hash is searched field by field: the fields every result and
+-- dispatch reads come first.
+redis.call('HSET', KEYS[1], 'status', 'pending', 'attempt', 0, 'failures', 0,
+  'ready_ms', ready, 'created_ms', now)
 local fields = {}
 for i = 8, #ARGV do fields[#fields + 1] = ARGV[i] end
 redis.call('HSET', KEYS[1], unpack(fields))
-local ready = tonumber(ARGV[2])
-if ready < now + tonumber(ARGV[7]) then ready = now + tonumber(ARGV[7]) end
-redis.call('HSET', KEYS[1], 'status', 'pending', 'attempt', 0, 'failures', 0,
-  'created_ms', now, 'ready_ms', ready)
 if ready > now then
   redis.call('ZADD', KEYS[3], ready, ARGV[1])
 else

@@ -46,10 +46,11 @@ const REPORT_BATCH: usize = 256;
 /// on a `FINISH` call the other gathers all of its own tasks for the next
 /// one, and Redis and the pool are not idle in turn.
 const REPORTER_NAMES: [&str; 2] = ["reporter-0", "reporter-1"];
-/// How long the reporter waits for more outcomes while other tasks are
-/// still running, so that tasks ending together are reported (and their
-/// slots refilled) in one round instead of one by one. A task that ends
-/// alone is reported at once.
+/// How long a reporter waits for more outcomes while other tasks of its
+/// own are still in the pool (queued for a thread or running), so that
+/// tasks ending together are reported (and their slots refilled) in one
+/// round instead of one by one. A task that ends alone is reported at
+/// once.
 const REPORT_LINGER: Duration = Duration::from_micros(500);
 /// How long the fetcher blocks in one BLMPOP when idle.
 const IDLE_BLOCK: Duration = Duration::from_secs(10);

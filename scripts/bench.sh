@@ -10,7 +10,9 @@
 #               start → last end), from the
 #               tasks' own Redis timestamps. BullMQ: Queue.addBulk the same
 #               count, then Worker processes of concurrency 10 (processedOn →
-#               finishedOn). The ratio distsched / BullMQ is of this run.
+#               finishedOn). Each is run --repeats times (5), distsched and
+#               BullMQ in turn; the table shows the medians and their
+#               ratio, the details every run.
 #   latency     submit→start p50/p99 of single no-op tasks on an idle cluster
 #               (leader + 1 worker), one after the other (--latency-samples);
 #               BullMQ: queue.add, waitUntilFinished, processedOn − timestamp.
@@ -36,9 +38,10 @@
 #
 # usage: scripts/bench.sh [--only PARTS] [--quick] [--no-bullmq] [--count N]
 #          [--latency-samples N] [--cron-seconds N] [--runs N]
-#          [--idle-seconds N] [--tick-firings N] [--results FILE]
+#          [--idle-seconds N] [--tick-firings N] [--repeats N] [--results FILE]
 #   --quick         a smoke run: 2,000 tasks, 100 latency samples, 5 s of
-#                   cron (100 firings), 3 failover runs, 10 s idle, 5 firings
+#                   cron (100 firings), 3 failover runs, 10 s idle, 5 firings,
+#                   3 repeats
 #   --no-bullmq     distsched only (otherwise npm must work: the script
 #                   fails when it cannot install BullMQ)
 #   --results FILE  also write every raw figure there as name=value lines
@@ -61,7 +64,8 @@ header() {
 }
 
 usage() {
-    sed -n '2,48p' "$0" | sed 's/^# \{0,1\}//'
+    # The comment block at the top of this file.
+    awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"
 }
 
 ALL_PARTS="throughput,latency,cron,failover,idle,scaling"
@@ -72,6 +76,7 @@ cron_seconds=15
 runs=5
 idle_seconds=30
 tick_firings=10
+repeats=5
 CRON_JOBS=20
 CAPACITY=10
 quick=0
@@ -80,7 +85,7 @@ results_out=""
 declare -A SET=()
 while (($#)); do
     case "$1" in
-        --only | --count | --latency-samples | --cron-seconds | --runs | --idle-seconds | --tick-firings | --results)
+        --only | --count | --latency-samples | --cron-seconds | --runs | --idle-seconds | --tick-firings | --repeats | --results)
             (($# >= 2)) || die "$1 needs a value"
             case "$1" in
                 --only) only="$2" ;;
@@ -90,6 +95,7 @@ while (($#)); do
                 --runs) runs="$2" ;;
                 --idle-seconds) idle_seconds="$2" ;;
                 --tick-firings) tick_firings="$2" ;;
+                --repeats) repeats="$2" ;;
                 --results) [[ "$2" == /* ]] && results_out="$2" || results_out="$CALLER_PWD/$2" ;;
             esac
             SET[$1]=1
@@ -120,8 +126,9 @@ if ((quick)); then
     [[ -n "${SET[--runs]:-}" ]] || runs=3
     [[ -n "${SET[--idle-seconds]:-}" ]] || idle_seconds=10
     [[ -n "${SET[--tick-firings]:-}" ]] || tick_firings=5
+    [[ -n "${SET[--repeats]:-}" ]] || repeats=3
 fi
-for v in count samples cron_seconds runs idle_seconds tick_firings; do
+for v in count samples cron_seconds runs idle_seconds tick_firings repeats; do
     [[ "${!v}" =~ ^[1-9][0-9]*$ ]] || die "--${v//_/-} must be a positive integer (got '${!v}')"
 done
 declare -A PART=()
@@ -294,14 +301,28 @@ flush() {
 
 # --- throughput ------------------------------------------------------------
 
-declare -A TPUT_D=() TPUT_B=()
+# Medians (TPUT_*) and every run, space-separated (TPUT_*_RUNS), by
+# worker count.
+declare -A TPUT_D=() TPUT_B=() TPUT_D_RUNS=() TPUT_B_RUNS=()
+REP=1
+# A throughput run's details and raw figures are kept from the last
+# repetition only; the runs' rates all are.
+tdetail() {
+    if ((REP == repeats)); then detail "$@"; fi
+}
+# median N...: the middle value (the mean of the two middle ones for an
+# even count), rounded.
+median() {
+    printf '%s\n' "$@" | sort -n | awk '{ v[NR] = $1 }
+        END { if (NR % 2) printf "%.0f", v[(NR + 1) / 2]; else printf "%.0f", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
 
 # bench_distsched N: N worker nodes drain --count tasks queued first.
 bench_distsched() {
     local n="$1" ns label out i
     ns="tput-$n"
     label="distsched, $n worker node$( ((n == 1)) || echo s)"
-    header "$label: $count tasks, capacity $CAPACITY each, plus a scheduler-only leader (namespace $ns)"
+    header "$label: $count tasks, capacity $CAPACITY each, plus a scheduler-only leader (namespace $ns; run $REP of $repeats)"
 
     out="$TMP/$ns.submit"
     run_deadline 600 "$DRIVER" submit --redis "$REDIS_URL" --ns "$ns" --count "$count" >"$out" ||
@@ -345,17 +366,18 @@ bench_distsched() {
     flush
 
     local d="$TMP/$ns.drain"
-    TPUT_D[$n]="$(get "$d" throughput_tasks_per_s)"
-    detail "$label: drain span (first start → last end)" "$(get "$d" span_ms) ms"
-    detail "$label: bulk submit rate (submit_many ×500)" "$(get "$TMP/$ns.submit" submit_rate_tasks_per_s) tasks/s"
-    detail "$label: tasks per worker" "$(sed -n "s/^worker\.$ns-//p" "$d" | paste -sd ' ')"
-    detail "$label: Redis commands per task (incl. inside Lua) / client round trips per task" \
+    TPUT_D_RUNS[$n]+=" $(get "$d" throughput_tasks_per_s)"
+    ((REP == repeats)) || return 0
+    tdetail "$label: drain span (first start → last end)" "$(get "$d" span_ms) ms"
+    tdetail "$label: bulk submit rate (submit_many ×500)" "$(get "$TMP/$ns.submit" submit_rate_tasks_per_s) tasks/s"
+    tdetail "$label: tasks per worker" "$(sed -n "s/^worker\.$ns-//p" "$d" | paste -sd ' ')"
+    tdetail "$label: Redis commands per task (incl. inside Lua) / client round trips per task" \
         "$(get "$d" cmd_total_per_task) / $(get "$d" round_trips_per_task)"
-    detail "$label: top commands per task" \
+    tdetail "$label: top commands per task" \
         "$(sed -n 's/^cmd\.\([^.]*\)\.calls_per_task=\(.*\)/\1 \2/p' "$d" | head -n 6 | awk '{ printf "%s%s %s", (NR > 1 ? ", " : ""), $1, $2 }')"
-    detail "$label: EVALSHA per task / mean µs per call" \
+    tdetail "$label: EVALSHA per task / mean µs per call" \
         "$(get "$d" cmd.evalsha.calls_per_task) / $(get "$d" cmd.evalsha.usec_per_call)"
-    detail "$label: CPU ms per 1,000 tasks: redis / leader / workers" \
+    tdetail "$label: CPU ms per 1,000 tasks: redis / leader / workers" \
         "$(awk -v r="$redis_t" -v l="$leader_t" -v w="$workers_t" -v hz="$CLK_TCK" -v n="$count" \
             'BEGIN { k = 1000 * 1000 / hz / n; printf "%.0f / %.0f / %.0f", r * k, l * k, w * k }') (workers: ${per_worker[*]} s)"
     {
@@ -371,7 +393,7 @@ bench_distsched() {
 bench_bullmq() {
     local n="$1" label out redis0 redis_t
     label="BullMQ, $n worker process$( ((n == 1)) || echo es)"
-    header "$label: $count jobs added first, concurrency $CAPACITY each (prefix bmq-$n)"
+    header "$label: $count jobs added first, concurrency $CAPACITY each (prefix bmq-$n; run $REP of $repeats)"
     out="$TMP/bullmq-$n.tput"
     redis0="$(cpu_ticks "$REDIS_PID")"
     run_deadline 720 node "$BMQ/bullmq.mjs" throughput --url "$REDIS_URL" --prefix "bmq-$n" \
@@ -380,7 +402,8 @@ bench_bullmq() {
     redis_t=$(($(cpu_ticks "$REDIS_PID") - redis0))
     grep -v '^cmd\.' "$out"
     flush
-    TPUT_B[$n]="$(get "$out" throughput_jobs_per_s)"
+    TPUT_B_RUNS[$n]+=" $(get "$out" throughput_jobs_per_s)"
+    ((REP == repeats)) || return 0
     detail "$label: drain span (first processedOn → last finishedOn)" "$(get "$out" span_ms) ms"
     detail "$label: addBulk rate (×1000)" "$(get "$out" add_rate_jobs_per_s) jobs/s"
     detail "$label: Redis commands per job (incl. inside Lua) / client round trips per job" \
@@ -396,15 +419,31 @@ if want scaling; then
 elif want throughput; then
     sizes="1 2"
 fi
+# distsched and BullMQ take turns, so a slow spell of the machine hits both.
+for ((REP = 1; REP <= repeats; REP++)); do
+    for n in $sizes; do
+        bench_distsched "$n"
+        if ((need_bullmq)); then
+            bench_bullmq "$n"
+        fi
+    done
+done
+REP=$repeats
 for n in $sizes; do
-    bench_distsched "$n"
+    # shellcheck disable=SC2086 # the runs are a space-separated list
+    TPUT_D[$n]="$(median ${TPUT_D_RUNS[$n]})"
+    detail "distsched, $n worker node$( ((n == 1)) || echo s): throughput of each run (tasks/s)" "${TPUT_D_RUNS[$n]# }"
+    echo "d.w$n.throughput_runs=${TPUT_D_RUNS[$n]# }" >>"$RESULTS"
     if ((need_bullmq)); then
-        bench_bullmq "$n"
+        # shellcheck disable=SC2086
+        TPUT_B[$n]="$(median ${TPUT_B_RUNS[$n]})"
+        detail "BullMQ, $n worker process$( ((n == 1)) || echo es): throughput of each run (jobs/s)" "${TPUT_B_RUNS[$n]# }"
+        echo "b.w$n.throughput_runs=${TPUT_B_RUNS[$n]# }" >>"$RESULTS"
     fi
 done
 if want throughput; then
     for n in 1 2; do
-        row "no-op throughput, $n worker process$( ((n == 1)) || echo es) × capacity $CAPACITY ($count queued first)" \
+        row "no-op throughput, $n worker process$( ((n == 1)) || echo es) × capacity $CAPACITY ($count queued first; median of $repeats runs)" \
             "${TPUT_D[$n]} tasks/s" "${TPUT_B[$n]:--}${TPUT_B[$n]:+ jobs/s}" \
             "$(ratio "${TPUT_D[$n]}" "${TPUT_B[$n]:-}")" "≥ 2× BullMQ"
     done
@@ -724,7 +763,7 @@ fi
 # --- scaling ---------------------------------------------------------------
 
 if want scaling; then
-    row "scaling: no-op throughput with 1 / 2 / 4 worker processes (tasks/s)" \
+    row "scaling: no-op throughput with 1 / 2 / 4 worker processes (tasks/s, medians)" \
         "${TPUT_D[1]} / ${TPUT_D[2]} / ${TPUT_D[4]}" \
         "${TPUT_B[1]:--} / ${TPUT_B[2]:--} / ${TPUT_B[4]:--}" \
         "$(ratio "${TPUT_D[1]}" "${TPUT_B[1]:-}") / $(ratio "${TPUT_D[2]}" "${TPUT_B[2]:-}") / $(ratio "${TPUT_D[4]}" "${TPUT_B[4]:-}")"

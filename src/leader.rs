@@ -99,7 +99,6 @@ pub fn start(store: &Store, config: &Config) -> Result<(Component, Lease)> {
         renew: config.renew_interval,
         seen_epoch: 0,
         control: control.clone(),
-        balancer: config.balancer.as_str(),
     };
     let waker_store = store.clone();
     let component = Component::spawn("leader", move |stop| elector.run(stop))?
@@ -126,9 +125,6 @@ struct Elector {
     renew: Duration,
     seen_epoch: u64,
     control: String,
-    /// The default balancer, published with the term so that workers
-    /// refilling their own slots know how untagged tasks are placed.
-    balancer: &'static str,
 }
 
 enum Attempt {
@@ -230,7 +226,6 @@ impl Elector {
                 .arg(&self.lease.node)
                 .arg(self.ttl.as_millis() as u64)
                 .arg(self.seen_epoch)
-                .arg(self.balancer)
                 .invoke(c)
         })?;
         if won == 1 {

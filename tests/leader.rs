@@ -381,7 +381,6 @@ fn fenced_script_refuses_a_stale_epoch_and_writes_nothing() {
                     .arg(node)
                     .arg(60_000u64)
                     .arg(0u64)
-                    .arg("least-tasks")
                     .invoke(c)
             })
             .expect("acquire")

@@ -486,9 +486,10 @@ fn a_backlog_is_refilled_by_reports_within_capacity() {
     assert!(per_worker.len() == 2, "{per_worker:?}");
 }
 
-/// A leader whose default balancer is `consistent-hash` publishes it, and
-/// refills then leave tasks that name no balancer to their owner: under a
-/// backlog every task runs on the worker its id hashes to.
+/// A leader whose default balancer is `consistent-hash` publishes it with
+/// the backlogs it records, and refills then leave tasks that name no
+/// balancer to their owner: under a backlog every task runs on the worker
+/// its id hashes to.
 #[test]
 fn refills_honour_a_consistent_hash_default() {
     let redis = RedisServer::start();

@@ -66,9 +66,10 @@ impl Keys {
     }
 
     /// HASH: the waiting-task sources (`pending`, executor parks; field = the
-    /// key, value `1`) holding more tasks than the workers able to run them
-    /// have free slots, as of the leader's last dispatch read. Workers
-    /// refill freed slots only from these (see `lua/finish.lua`).
+    /// key, value = the leader's default balancer) holding more tasks than
+    /// the workers able to run them have free slots, as of the leader's last
+    /// dispatch read. Workers refill freed slots only from these (see
+    /// `lua/finish.lua`).
     pub fn backlogs(&self) -> String {
         self.key("backlogs")
     }

@@ -1,7 +1,6 @@
 -- Try to take the leader lease.
 -- KEYS[1] leader, KEYS[2] epoch, KEYS[3] leader:status
--- ARGV[1] node id, ARGV[2] ttl ms, ARGV[3] highest epoch the caller has seen,
--- ARGV[4] the caller's default balancer (read by workers' refills, FINISH)
+-- ARGV[1] node id, ARGV[2] ttl ms, ARGV[3] highest epoch the caller has seen
 -- Returns {1, epoch, ttl} when acquired, {0, pttl, epoch} when it is held.
 -- A held lease is never taken, not even one held under the caller's own id:
 -- that is an earlier incarnation of this node (crashed, or frozen and
@@ -19,5 +18,5 @@ local epoch = cur + 1
 redis.call('SET', KEYS[2], epoch)
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 local now = now_ms()
-redis.call('HSET', KEYS[3], 'node', ARGV[1], 'epoch', epoch, 'elected_ms', now, 'balancer', ARGV[4])
+redis.call('HSET', KEYS[3], 'node', ARGV[1], 'epoch', epoch, 'elected_ms', now)
 return {1, epoch, tonumber(ARGV[2])}

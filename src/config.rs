@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use crate::balancer::Balancer;
 use crate::error::{Error, Result};
+use crate::model::ident::{self, Name};
 
 /// What a node runs: the scheduler role (leader election, dispatch, cron,
 /// recovery), the worker role (heartbeat-registered executor pool), or both.
@@ -174,12 +175,23 @@ pub const SETTINGS: &[Setting] = &[
         default: "",
         help: "bearer token every HTTP route but /health and /ready requires (none: no auth)",
     },
+    Setting {
+        name: "http_read_token",
+        default: "",
+        help: "second bearer token for GET routes only; writes with it get 403 (needs http_token)",
+    },
+    Setting {
+        name: "http_insecure",
+        default: "false",
+        help: "allow http_addr beyond the loopback without http_token (anyone who reaches it may submit)",
+    },
 ];
 
 /// A node's configuration. Build it with [`Config::default`] and the
 /// setters, or with [`Config::set`] from text; check it with
-/// [`Config::validate`] (done by `Node::start`).
-#[derive(Debug, Clone)]
+/// [`Config::validate`] (done by `Node::start`). Its `Debug` output
+/// redacts the Redis password and the tokens.
+#[derive(Clone)]
 pub struct Config {
     /// Redis URL. Default `redis://127.0.0.1:6379`.
     pub redis_url: String,
@@ -224,6 +236,12 @@ pub struct Config {
     /// Bearer token the HTTP API requires (not `/health`, `/ready`).
     /// Default none: no authentication.
     pub http_token: Option<Secret>,
+    /// Bearer token for the read-only routes (`GET`, `HEAD`); a write with
+    /// it gets 403. Needs `http_token`. Default none.
+    pub http_read_token: Option<Secret>,
+    /// Let `http_addr` listen beyond the loopback without `http_token`.
+    /// Default false: such a node refuses to start.
+    pub http_insecure: bool,
 }
 
 impl Default for Config {
@@ -249,13 +267,62 @@ impl Default for Config {
             task_retention: Duration::from_secs(7 * 86400),
             http_addr: None,
             http_token: None,
+            http_read_token: None,
+            http_insecure: false,
         }
     }
 }
 
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("redis_url", &redact_url(&self.redis_url))
+            .field("namespace", &self.namespace)
+            .field("node_id", &self.node_id)
+            .field("role", &self.role)
+            .field("capacity", &self.capacity)
+            .field("tags", &self.tags)
+            .field("weight", &self.weight)
+            .field("lease_ttl", &self.lease_ttl)
+            .field("renew_interval", &self.renew_interval)
+            .field("heartbeat_interval", &self.heartbeat_interval)
+            .field("heartbeat_timeout", &self.heartbeat_timeout)
+            .field("recover_interval", &self.recover_interval)
+            .field("redis_timeout", &self.redis_timeout)
+            .field("balancer", &self.balancer)
+            .field("exec", &self.exec)
+            .field("allow_adhoc_shell", &self.allow_adhoc_shell)
+            .field("shutdown_grace", &self.shutdown_grace)
+            .field("task_retention", &self.task_retention)
+            .field("http_addr", &self.http_addr)
+            .field("http_token", &self.http_token)
+            .field("http_read_token", &self.http_read_token)
+            .field("http_insecure", &self.http_insecure)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `url` with its `user:password@` part replaced by `***@`, for every
+/// place a Redis or HTTP URL is printed or logged.
+pub fn redact_url(url: &str) -> String {
+    crate::executor::http::redact(url)
+}
+
 /// `<hostname>-<8 hex>`: unique per process start, readable in listings.
 fn default_node_id() -> String {
-    let host = hostname();
+    // A host name with characters a node id may not have (or too long)
+    // still gives a valid default.
+    let host: String = hostname()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                c
+            } else {
+                '-'
+            }
+        })
+        .take(100)
+        .collect();
     let rand = uuid::Uuid::new_v4().simple().to_string();
     format!("{host}-{}", &rand[..8])
 }
@@ -276,21 +343,24 @@ impl Config {
     pub fn set(&mut self, name: &str, value: &str, source: &str) -> Result<()> {
         let bad =
             |what: &str| Error::Config(format!("invalid {name} `{value}` (from {source}): {what}"));
+        // The name check's message already quotes the value, escaped.
+        let bad_name = |what: &str| Error::Config(format!("{what} ({name} from {source})"));
         match name {
             "redis_url" => {
-                redis::Client::open(value).map_err(|e| bad(&e.to_string()))?;
+                redis::Client::open(value).map_err(|e| {
+                    Error::Config(format!(
+                        "invalid redis_url `{}` (from {source}): {e}",
+                        redact_url(value)
+                    ))
+                })?;
                 self.redis_url = value.into();
             }
             "namespace" => {
-                if value.is_empty() || value.contains(['{', '}', ' ']) {
-                    return Err(bad("must be non-empty, without braces or spaces"));
-                }
+                ident::check(Name::Namespace, value).map_err(|e| bad_name(&e))?;
                 self.namespace = value.into();
             }
             "node_id" => {
-                if value.is_empty() || value.contains(|c: char| c.is_whitespace() || c == '@') {
-                    return Err(bad("must be non-empty, without spaces or `@`"));
-                }
+                ident::check(Name::NodeId, value).map_err(|e| bad_name(&e))?;
                 self.node_id = value.into();
             }
             "role" => {
@@ -309,12 +379,16 @@ impl Config {
                     .ok_or_else(|| bad("expected a whole number from 1 to 10000"))?
             }
             "tags" => {
-                self.tags = value
+                let tags: Vec<String> = value
                     .split(',')
                     .map(str::trim)
                     .filter(|t| !t.is_empty())
                     .map(String::from)
-                    .collect()
+                    .collect();
+                for tag in &tags {
+                    ident::check(Name::Tag, tag).map_err(|e| bad_name(&e))?;
+                }
+                self.tags = tags;
             }
             "weight" => {
                 self.weight = value
@@ -335,15 +409,7 @@ impl Config {
                     .split_once('=')
                     .ok_or_else(|| bad("expected NAME=COMMAND"))?;
                 let name = name.trim();
-                if name.is_empty()
-                    || !name
-                        .chars()
-                        .all(|c| c.is_ascii_alphanumeric() || "-_.:".contains(c))
-                {
-                    return Err(bad(
-                        "executor names use letters, digits, `-`, `_`, `.`, `:`",
-                    ));
-                }
+                ident::check(Name::Executor, name).map_err(|e| bad_name(&e))?;
                 if command.trim().is_empty() {
                     return Err(bad("the command is empty"));
                 }
@@ -351,24 +417,24 @@ impl Config {
                 self.exec
                     .push((name.to_string(), command.trim().to_string()));
             }
-            "allow_adhoc_shell" => {
-                self.allow_adhoc_shell = match value {
-                    "true" | "1" | "yes" => true,
-                    "false" | "0" | "no" => false,
-                    _ => return Err(bad("expected true or false")),
-                }
-            }
+            "allow_adhoc_shell" => self.allow_adhoc_shell = parse_bool(value).map_err(&bad)?,
+            "http_insecure" => self.http_insecure = parse_bool(value).map_err(&bad)?,
             "http_addr" => self.http_addr = parse_http_addr(value).map_err(|e| bad(&e))?,
-            "http_token" => {
+            "http_token" | "http_read_token" => {
                 if !value.is_empty()
                     && (value.len() > 256 || !value.bytes().all(|b| b.is_ascii_graphic()))
                 {
                     // A secret: the message does not repeat it.
                     return Err(Error::Config(format!(
-                        "invalid http_token (from {source}): use 1-256 visible ASCII characters (no spaces)"
+                        "invalid {name} (from {source}): use 1-256 visible ASCII characters (no spaces)"
                     )));
                 }
-                self.http_token = (!value.is_empty()).then(|| Secret(value.to_string()));
+                let token = (!value.is_empty()).then(|| Secret(value.to_string()));
+                if name == "http_token" {
+                    self.http_token = token;
+                } else {
+                    self.http_read_token = token;
+                }
             }
             "lease_ttl" | "renew_interval" | "heartbeat_interval" | "heartbeat_timeout"
             | "recover_interval" | "redis_timeout" | "shutdown_grace" | "task_retention" => {
@@ -515,7 +581,25 @@ impl Config {
         rule(
             self.task_retention >= Duration::from_secs(1),
             "invalid task_retention: must be at least 1s".into(),
-        )
+        )?;
+        rule(
+            self.http_read_token.is_none() || self.http_token.is_some(),
+            "invalid http_read_token: set http_token too (otherwise writes would need no token at all)".into(),
+        )?;
+        rule(
+            self.http_read_token.is_none() || self.http_read_token != self.http_token,
+            "invalid http_read_token: must differ from http_token".into(),
+        )?;
+        match self.http_addr {
+            Some(addr)
+                if !addr.ip().is_loopback() && self.http_token.is_none() && !self.http_insecure =>
+            {
+                Err(Error::Config(format!(
+                    "refusing to serve HTTP on {addr} beyond the loopback without http_token: set --http-token (or DISTSCHED_HTTP_TOKEN), or pass --http-insecure to accept that anyone who reaches it may submit tasks"
+                )))
+            }
+            _ => Ok(()),
+        }
     }
 }
 
@@ -544,6 +628,15 @@ pub fn parse_http_addr(text: &str) -> std::result::Result<Option<SocketAddr>, St
             .map_err(|_| format!("not an address; {HINT}"))?
     };
     Ok(Some(addr))
+}
+
+/// Parses a boolean setting: `true`/`1`/`yes` or `false`/`0`/`no`.
+pub fn parse_bool(text: &str) -> std::result::Result<bool, &'static str> {
+    match text {
+        "true" | "1" | "yes" => Ok(true),
+        "false" | "0" | "no" => Ok(false),
+        _ => Err("expected true or false"),
+    }
 }
 
 /// `lease_ttl` → `DISTSCHED_LEASE_TTL`.
@@ -698,6 +791,19 @@ mod tests {
         assert!(!err.to_string().contains("has space"), "{err}");
         c.set("http_token", "", "test").unwrap();
         assert_eq!(c.http_token, None);
+        c.set("redis_url", "redis://app:pa55w0rd@10.0.0.5:6379/2", "test")
+            .unwrap();
+        c.set("http_read_token", "r3ad-T0ken", "test").unwrap();
+        let shown = format!("{c:?}");
+        assert!(shown.contains("redis://***@10.0.0.5:6379/2"), "{shown}");
+        assert!(
+            !shown.contains("pa55w0rd") && !shown.contains("r3ad"),
+            "{shown}"
+        );
+        let err = c
+            .set("redis_url", "redis://app:pa55w0rd@[::1", "--redis")
+            .unwrap_err();
+        assert!(!err.to_string().contains("pa55w0rd"), "{err}");
     }
 
     #[test]

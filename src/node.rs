@@ -101,6 +101,10 @@ impl NodeBuilder {
                 spec.validate()?;
             }
         }
+        for name in self.executors.names() {
+            crate::model::ident::check(crate::model::ident::Name::Executor, &name)
+                .map_err(Error::Config)?;
+        }
         let executors = builtin_executors(&config, self.executors)?;
         let listener = crate::http::bind(&config)?;
         let store = Store::new(&config.redis_url, &config.namespace, config.redis_timeout)?;
@@ -145,10 +149,11 @@ impl NodeBuilder {
             None => (None, None),
         };
         log::info!(
-            "node {} started (role {}, capacity {}, namespace {})",
+            "node {} started (role {}, capacity {}, redis {}, namespace {})",
             config.node_id,
             config.role,
             config.capacity,
+            crate::config::redact_url(&config.redis_url),
             config.namespace
         );
         Ok(NodeHandle {

@@ -92,6 +92,24 @@ fn bad_input_corpus() {
         ),
         (64, vec!["task", "submit", "--exec", "has space"]),
         (64, vec!["task", "submit", "--exec", "noop", "--id", "a|b"]),
+        // `@` is reserved for cron slot ids: a submitter cannot take a slot.
+        (
+            64,
+            vec![
+                "task",
+                "submit",
+                "--exec",
+                "noop",
+                "--id",
+                "tick@1798761600000",
+                "--delay",
+                "1h",
+            ],
+        ),
+        (64, vec!["task", "submit", "--exec", "noop", "--id", "a\nb"]),
+        (64, vec!["task", "submit", "--exec", "noop", "--id", "a/b"]),
+        (64, vec!["job", "add", "j@1", "--exec", "noop"]),
+        (64, vec!["job", "add", "ok", "--exec", "x|y"]),
         (
             64,
             vec!["task", "submit", "--exec", "noop", "--colour", "red"],

@@ -148,6 +148,26 @@ fn bad_configuration_exits_64_with_one_line_naming_the_setting() {
             &["node_id"],
         ),
         case(
+            "node id with a colon",
+            &["node", "--id", "a:b"],
+            &["node_id"],
+        ),
+        case(
+            "HTTP beyond the loopback without a token",
+            &["node", "--http", "0.0.0.0:0"],
+            &["http_token", "--http-insecure", "0.0.0.0:0"],
+        ),
+        case(
+            "read token without the full token",
+            &["node", "--http-read-token", "r34d"],
+            &["http_read_token", "http_token"],
+        ),
+        case(
+            "read token equal to the full token",
+            &["node", "--http-token", "same", "--http-read-token", "same"],
+            &["http_read_token", "differ"],
+        ),
+        case(
             "missing config file",
             &["node", "--config", &missing],
             &["config file", &missing],
@@ -337,4 +357,59 @@ fn version_and_help_exit_0() {
             "node --help lacks {flag}:\n{node_help}"
         );
     }
+}
+
+/// A Redis password never reaches the output: not when the URL is bad, not
+/// when Redis refuses it, not when it is unreachable, not in the node's
+/// start log (which shows the URL redacted).
+#[test]
+fn redis_passwords_are_redacted_wherever_urls_are_printed() {
+    const PASSWORD: &str = "hunter2-s3cret";
+    let unreachable = format!("redis://app:{PASSWORD}@127.0.0.1:{}", closed_port());
+    let malformed = format!("redis://app:{PASSWORD}@[::1/0");
+    let redis = RedisServer::start();
+    let refused = format!("redis://app:{PASSWORD}@127.0.0.1:{}", redis.port());
+    for (url, args, code) in [
+        (&unreachable, vec!["node", "--id", "n1"], 69),
+        (&unreachable, vec!["task", "list"], 69),
+        (&malformed, vec!["node", "--id", "n1"], 64),
+        (&malformed, vec!["task", "list"], 64),
+        (&refused, vec!["node", "--id", "n1"], 69),
+        (&refused, vec!["leader"], 69),
+    ] {
+        let context = format!("{args:?} with a password in the URL");
+        let out = run_bin(
+            &args,
+            &[("DISTSCHED_REDIS_URL", url.as_str()), ("RUST_LOG", "debug")],
+        );
+        let all = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            !all.contains(PASSWORD),
+            "{context}: the password leaked:\n{all}"
+        );
+        assert_eq!(out.status.code(), Some(code), "{context}: {all}");
+    }
+
+    // A node that starts logs the URL with the credentials masked.
+    let good = format!("redis://:{PASSWORD}@127.0.0.1:{}", redis.port());
+    let mut r = redis.client();
+    redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("requirepass")
+        .arg(PASSWORD)
+        .query::<()>(&mut r)
+        .expect("set a password");
+    let ns = unique_ns("redact");
+    let mut node = NodeProc::start(&good, &ns, "redact", &[]);
+    wait_until(Duration::from_secs(20), "the node logs its start", || {
+        node.log().contains("started")
+    });
+    let log = node.log();
+    assert!(log.contains("redis redis://***@127.0.0.1"), "{log}");
+    assert!(!log.contains(PASSWORD), "{log}");
+    assert!(node.is_running());
 }

@@ -600,3 +600,172 @@ fn json_api_round_trip_auth_and_errors() {
     assert!(node.is_running(), "the node is still running");
     assert_eq!(get(port, "/health").status, 200);
 }
+
+const READ_TOKEN: &str = "r34d-only-t0ken";
+
+/// The read token reads every GET route, gets 403 on every write (and the
+/// write leaves nothing behind); no token or a wrong one gets 401 on
+/// everything but the probes; the full token still writes.
+#[test]
+fn read_token_reads_and_cannot_write() {
+    let redis = RedisServer::start();
+    let (mut node, port) = start_node(
+        &redis,
+        "read-token",
+        true,
+        &["--http-read-token", READ_TOKEN],
+    );
+    let read = |path: &str| call(port, "GET", path, Some(READ_TOKEN), None);
+    for path in ["/stats", "/tasks", "/jobs", "/workers", "/metrics"] {
+        assert_eq!(read(path).status, 200, "GET {path} with the read token");
+    }
+    let writes: [(&str, &str, Option<&str>); 5] = [
+        ("POST", "/tasks", Some(r#"{"executor": "noop"}"#)),
+        ("POST", "/jobs", Some(r#"{"id": "j", "executor": "noop"}"#)),
+        ("DELETE", "/jobs/j", None),
+        ("POST", "/jobs/j/trigger", Some("{}")),
+        ("POST", "/tasks/t/cancel", Some("{}")),
+    ];
+    for (method, path, body) in writes {
+        let r = call(port, method, path, Some(READ_TOKEN), body);
+        r.assert_error(403, &format!("{method} {path} with the read token"));
+        call(port, method, path, None, body).assert_error(401, "a write without a token");
+    }
+    assert_eq!(
+        read("/tasks").json(),
+        json!([]),
+        "the refused submit stored nothing"
+    );
+    assert_eq!(
+        read("/jobs").json(),
+        json!([]),
+        "the refused job add stored nothing"
+    );
+    for path in ["/stats", "/tasks", "/metrics", "/workers", "/leader"] {
+        call(port, "GET", path, None, None)
+            .assert_error(401, &format!("GET {path} without a token"));
+        call(port, "GET", path, Some("r34d"), None).assert_error(401, "a prefix of the read token");
+    }
+    for path in ["/health", "/ready"] {
+        assert_eq!(
+            call(port, "GET", path, None, None).status,
+            200,
+            "{path} needs no token"
+        );
+    }
+    let full = post(port, "/tasks", &json!({"executor": "noop"}));
+    assert_eq!(full.status, 201, "the full token writes: {full:?}");
+    let id = full.json()["id"].as_str().unwrap().to_string();
+    assert_eq!(read(&format!("/tasks/{id}")).status, 200);
+    assert!(node.is_running());
+}
+
+/// Names are checked where they enter: a task id with `@` (a cron slot's
+/// id), separators, whitespace or path characters, a bad tag or executor
+/// name, a job id with `@` all get 400 and store nothing. A record already
+/// stored under an odd id (as an older version could write) still reads
+/// and cancels.
+#[test]
+fn names_are_checked_and_odd_stored_ids_still_work() {
+    let redis = RedisServer::start();
+    let port = free_port();
+    let ns = unique_ns("names");
+    let port_text = port.to_string();
+    let mut node = NodeProc::start(
+        &redis.url(),
+        &ns,
+        "names",
+        &["--http", &port_text, "--http-token", TOKEN],
+    );
+    wait_until(WAIT, "the HTTP server answers /health", || {
+        send(port, b"GET /health HTTP/1.1\r\n\r\n").is_ok_and(|r| r.status == 200)
+    });
+    let slot = post(
+        port,
+        "/tasks",
+        &json!({"executor": "noop", "id": "tick@1798761600000", "delay_ms": 3600000}),
+    );
+    slot.assert_error(400, "a cron slot id");
+    assert!(
+        slot.json()["error"].as_str().unwrap().contains("reserved"),
+        "{slot:?}"
+    );
+    for (what, body) in [
+        ("a `|` in the id", json!({"executor": "noop", "id": "a|b"})),
+        (
+            "a space in the id",
+            json!({"executor": "noop", "id": "a b"}),
+        ),
+        (
+            "a newline in the id",
+            json!({"executor": "noop", "id": "a\nb"}),
+        ),
+        ("a `/` in the id", json!({"executor": "noop", "id": "a/b"})),
+        (
+            "a 201-byte id",
+            json!({"executor": "noop", "id": "x".repeat(201)}),
+        ),
+        (
+            "a `,` in a tag",
+            json!({"executor": "noop", "tags": ["a,b"]}),
+        ),
+        ("a `|` in the executor", json!({"executor": "x|y"})),
+    ] {
+        post(port, "/tasks", &body).assert_error(400, what);
+    }
+    post(port, "/jobs", &json!({"id": "j@1", "executor": "noop"}))
+        .assert_error(400, "a job id with `@`");
+    assert_eq!(get(port, "/tasks").json(), json!([]), "nothing was stored");
+    assert_eq!(get(port, "/jobs").json(), json!([]), "nothing was stored");
+
+    // An odd id written by an older version: a delayed task moved to it.
+    let made = post(
+        port,
+        "/tasks",
+        &json!({"executor": "noop", "id": "plain", "delay_ms": 3600000}),
+    );
+    assert_eq!(made.status, 201, "{made:?}");
+    let keys = distsched::store::Keys::new(&ns);
+    let odd = "odd id|@1";
+    let mut r = redis.client();
+    let score: f64 = redis::cmd("ZSCORE")
+        .arg(keys.delayed())
+        .arg("plain")
+        .query(&mut r)
+        .expect("the delayed task is indexed");
+    redis::pipe()
+        .atomic()
+        .cmd("RENAME")
+        .arg(keys.task("plain"))
+        .arg(keys.task(odd))
+        .cmd("HSET")
+        .arg(keys.task(odd))
+        .arg("id")
+        .arg(odd)
+        .cmd("ZREM")
+        .arg(keys.delayed())
+        .arg("plain")
+        .cmd("ZADD")
+        .arg(keys.delayed())
+        .arg(score)
+        .arg(odd)
+        .cmd("ZREM")
+        .arg(keys.tasks())
+        .arg("plain")
+        .cmd("ZADD")
+        .arg(keys.tasks())
+        .arg(score)
+        .arg(odd)
+        .query::<()>(&mut r)
+        .expect("move the task to an odd id");
+    let path = "/tasks/odd%20id%7C%401";
+    let shown = get(port, path);
+    assert_eq!(shown.status, 200, "{shown:?}");
+    assert_eq!(shown.json()["id"], odd);
+    let cancelled = post(port, &format!("{path}/cancel"), &json!({}));
+    assert_eq!(cancelled.json()["cancelled"], true, "{cancelled:?}");
+    assert_eq!(get(port, path).json()["status"], "cancelled");
+    let out = support::cli(&redis.url(), &ns, &["task", "show", odd]);
+    assert!(out.status.success(), "the CLI reads it too: {out:?}");
+    assert!(node.is_running());
+}

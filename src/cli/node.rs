@@ -26,11 +26,16 @@ fn help() -> String {
          --http ADDR         alias of --http-addr\n",
     );
     for s in SETTINGS {
-        let flag = format!("--{} V", s.name.replace('_', "-"));
+        let value = if SWITCHES.contains(&s.name) { "" } else { " V" };
+        let flag = format!("--{}{value}", s.name.replace('_', "-"));
         text.push_str(&format!("  {flag:<22}{} (default {})\n", s.help, s.default));
     }
     text
 }
+
+/// Boolean settings whose flag takes no value: `--http-insecure` alone
+/// means true.
+const SWITCHES: &[&str] = &["allow_adhoc_shell", "http_insecure"];
 
 /// `distsched node`.
 pub fn run(parser: &mut Parser) -> CliResult {
@@ -72,7 +77,7 @@ pub fn run(parser: &mut Parser) -> CliResult {
         }
         let flag = format!("--{long}");
         // A switch: `--allow-adhoc-shell` alone means true.
-        let v = if name == "allow_adhoc_shell" {
+        let v = if SWITCHES.contains(&name.as_str()) {
             "true".to_string()
         } else {
             value(parser, &flag)?

@@ -54,6 +54,7 @@ pub(crate) struct Context {
     pub(crate) instance: String,
     pub(crate) lease: Option<Lease>,
     token: Option<String>,
+    read_token: Option<String>,
     /// Set when the node starts shutting down: `/ready` answers 503 from
     /// then on, so load balancers stop sending work before the API goes.
     pub(crate) stopping: Arc<AtomicBool>,
@@ -74,8 +75,9 @@ pub fn bind(config: &Config) -> Result<Option<TcpListener>> {
         ))
     })?;
     if !addr.ip().is_loopback() && config.http_token.is_none() {
+        // Only with http_insecure: Config::validate refuses it otherwise.
         log::warn!(
-            "http: listening on {addr} beyond this host without http_token: anyone who can reach it can submit tasks"
+            "http: listening on {addr} beyond this host without http_token (http_insecure): anyone who can reach it can submit tasks"
         );
     }
     Ok(Some(listener))
@@ -96,6 +98,7 @@ pub fn start(
         instance: instance.to_string(),
         lease,
         token: config.http_token.as_ref().map(|s| s.0.clone()),
+        read_token: config.http_read_token.as_ref().map(|s| s.0.clone()),
         stopping,
         store: Store::new(&config.redis_url, &config.namespace, config.redis_timeout)?,
         probe_store: Store::new(
@@ -250,23 +253,47 @@ impl Handler<'_> {
         conn.respond(reply.status, &headers, &reply.body, head_only, linger);
     }
 
-    /// Checks `Authorization: Bearer <token>` when a token is set; the
-    /// comparison takes the same time wherever the first difference is.
-    pub(crate) fn authorized(&self, request: &Request) -> bool {
+    /// What `Authorization: Bearer <token>` allows: everything when no
+    /// token is set or it is `http_token`, the read routes when it is
+    /// `http_read_token`, nothing otherwise. Comparisons take the same time
+    /// wherever the first difference is, and both tokens are always
+    /// compared, so timing tells neither which one nearly matched.
+    pub(crate) fn access(&self, request: &Request) -> Access {
         let Some(token) = &self.ctx.token else {
-            return true;
+            return Access::Full;
         };
-        request
-            .headers
-            .iter()
-            .filter(|(n, _)| n == "authorization")
-            .any(|(_, v)| {
-                v.len() > 7
-                    && v.is_char_boundary(7)
-                    && v[..7].eq_ignore_ascii_case("bearer ")
-                    && constant_time_eq(v[7..].trim().as_bytes(), token.as_bytes())
-            })
+        let mut access = Access::None;
+        for (_, v) in request.headers.iter().filter(|(n, _)| n == "authorization") {
+            if !(v.len() > 7 && v.is_char_boundary(7) && v[..7].eq_ignore_ascii_case("bearer ")) {
+                continue;
+            }
+            let given = v[7..].trim().as_bytes();
+            let full = constant_time_eq(given, token.as_bytes());
+            let read = self
+                .ctx
+                .read_token
+                .as_ref()
+                .is_some_and(|t| constant_time_eq(given, t.as_bytes()));
+            if full {
+                return Access::Full;
+            }
+            if read {
+                access = Access::Read;
+            }
+        }
+        access
     }
+}
+
+/// What a request's bearer token allows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Access {
+    /// No token, or a wrong one: only `/health` and `/ready` (401).
+    None,
+    /// `http_read_token`: `GET` and `HEAD` routes; writes get 403.
+    Read,
+    /// `http_token`, or no token configured: every route.
+    Full,
 }
 
 /// Equality of two secrets in time independent of where they differ (the

@@ -3,11 +3,12 @@
 //! `/stats` and the JSON API over [`crate::Client`].
 //!
 //! Errors are JSON `{"error": "..."}`: 400 bad input (malformed JSON,
-//! unknown field, invalid value), 401 token missing or wrong, 404 unknown
+//! unknown field, invalid value), 401 token missing or wrong, 403 a write
+//! with the read-only token, 404 unknown
 //! route or id, 405 wrong method (with `Allow`), 409 job id taken, 413 body
 //! over 1 MiB, 503 Redis unreachable.
 
-use super::{Handler, Reply, Request, json_body, scrape};
+use super::{Access, Handler, Reply, Request, json_body, scrape};
 use crate::balancer::Balancer;
 use crate::client::ListFilter;
 use crate::error::Error;
@@ -42,12 +43,22 @@ pub(super) fn route(h: &mut Handler, request: &Request) -> Reply {
         ["health" | "ready"] => return not_allowed("GET, HEAD"),
         _ => {}
     }
-    if !h.authorized(request) {
-        return Reply::error(
-            401,
-            "missing or wrong bearer token (Authorization: Bearer TOKEN)",
-        )
-        .with_header("WWW-Authenticate", "Bearer");
+    match h.access(request) {
+        Access::Full => {}
+        Access::Read if read => {}
+        Access::Read => {
+            return Reply::error(
+                403,
+                "the read-only token (http_read_token) allows GET and HEAD only; writes need http_token",
+            );
+        }
+        Access::None => {
+            return Reply::error(
+                401,
+                "missing or wrong bearer token (Authorization: Bearer TOKEN)",
+            )
+            .with_header("WWW-Authenticate", "Bearer");
+        }
     }
     match (seg.as_slice(), read, method) {
         (["metrics"], true, _) => scrape::metrics(h),

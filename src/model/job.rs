@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::balancer::Balancer;
 use crate::error::{Error, Result};
+use crate::model::ident::{self, Name};
 use crate::model::task::TaskSpec;
 use crate::schedule::{Misfire, Schedule};
 
@@ -179,18 +180,7 @@ impl JobSpec {
     /// Checks every field; returns the parsed schedule, if any. Nothing is
     /// stored for a job that fails here.
     pub fn validate(&self) -> Result<Option<Schedule>> {
-        if self.id.is_empty()
-            || self.id.len() > 200
-            || !self
-                .id
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "-_.:".contains(c))
-        {
-            return Err(Error::Config(format!(
-                "invalid job id `{}`: use 1-200 letters, digits, `-`, `_`, `.`, `:`",
-                self.id
-            )));
-        }
+        ident::check(Name::JobId, &self.id).map_err(Error::Config)?;
         if let Some(b) = &self.balancer {
             Balancer::parse(b)?;
         }

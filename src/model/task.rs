@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::balancer::Balancer;
 use crate::error::{Error, Result};
 use crate::executor::TaskResult;
+use crate::model::ident::{self, Name};
 
 /// A task's life: `pending → running → success | failed`, with `retrying`
 /// (waiting out a backoff delay) and `cancelled`.
@@ -80,6 +81,9 @@ impl fmt::Display for Status {
         f.write_str(self.as_str())
     }
 }
+
+/// Longest idempotency key or route key accepted, in bytes.
+pub const MAX_KEY_LEN: usize = 256;
 
 /// Lowest and highest priority; higher runs first.
 pub const PRIORITY_RANGE: std::ops::RangeInclusive<i32> = -1000..=1000;
@@ -195,8 +199,21 @@ impl TaskSpec {
     /// Checks the fields a submitter can get wrong.
     pub fn validate(&self) -> Result<()> {
         let bad = |m: String| Err(Error::Config(m));
-        if self.executor.is_empty() || self.executor.contains(['|', ' ']) {
-            return bad(format!("invalid executor name `{}`", self.executor));
+        ident::check(Name::Executor, &self.executor).map_err(Error::Config)?;
+        for tag in &self.tags {
+            ident::check(Name::Tag, tag).map_err(Error::Config)?;
+        }
+        if let Some(job) = &self.job {
+            ident::check(Name::JobId, job).map_err(Error::Config)?;
+        }
+        for (what, value) in [("key", &self.key), ("route_key", &self.route_key)] {
+            if let Some(v) = value
+                && (v.is_empty() || v.len() > MAX_KEY_LEN || v.chars().any(char::is_control))
+            {
+                return bad(format!(
+                    "invalid {what}: use 1-{MAX_KEY_LEN} bytes without control characters"
+                ));
+            }
         }
         if let Err(e) = serde_json::from_str::<serde_json::Value>(&self.payload) {
             return bad(format!("invalid payload: not JSON ({e})"));
@@ -222,10 +239,8 @@ impl TaskSpec {
                 self.jitter
             ));
         }
-        if let Some(id) = &self.id
-            && (id.is_empty() || id.contains(['|', ' ']))
-        {
-            return bad(format!("invalid task id `{id}`"));
+        if let Some(id) = &self.id {
+            ident::check(Name::TaskId, id).map_err(Error::Config)?;
         }
         Ok(())
     }

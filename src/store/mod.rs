@@ -31,8 +31,12 @@ impl Store {
     /// every non-blocking call.
     pub fn new(url: &str, ns: &str, timeout: Duration) -> Result<Store> {
         install_tls_provider();
-        let client = redis::Client::open(url)
-            .map_err(|e| Error::Config(format!("invalid redis_url `{url}`: {e}")))?;
+        let client = redis::Client::open(url).map_err(|e| {
+            Error::Config(format!(
+                "invalid redis_url `{}`: {e}",
+                crate::config::redact_url(url)
+            ))
+        })?;
         Ok(Store {
             client,
             keys: Keys::new(ns),

@@ -36,7 +36,7 @@ use crate::metrics::METRICS;
 use crate::store::Store;
 
 pub(crate) use server::Request;
-pub use server::{MAX_HEAD, READ_DEADLINE};
+pub use server::{HEAD_DEADLINE, MAX_HEAD, READ_DEADLINE};
 
 /// Handler threads: requests served at once.
 pub const HANDLERS: usize = 4;
@@ -215,7 +215,8 @@ impl Handler<'_> {
             return;
         };
         METRICS.http_in_flight.inc();
-        let (reply, head_only, linger, what) = match conn.read_request(MAX_BODY) {
+        let read = conn.read_request(server::Parser::new(MAX_BODY), HEAD_DEADLINE);
+        let (reply, head_only, linger, what) = match read {
             Ok(request) => {
                 let reply = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                     routes::route(self, &request)
@@ -231,7 +232,9 @@ impl Handler<'_> {
             Err(refusal) => (
                 Reply::error(refusal.status, &refusal.message),
                 false,
-                true,
+                // Not after a timeout: that client is slow anyway, and
+                // draining it would hold the handler longer.
+                refusal.status != 408,
                 "a malformed request".to_string(),
             ),
         };

@@ -1,5 +1,6 @@
-//! HTTP/1.1 on one accepted connection, for the `http-N` handler threads:
-//! read one request with hard limits, write one response, close.
+//! HTTP/1.1 on one accepted connection, for the `http-N` handler threads and
+//! the `http-probe` thread: read one request with hard limits, write one
+//! response, close.
 //!
 //! Two layers, so the parsing can be tested (and fuzzed) without sockets:
 //!
@@ -93,6 +94,11 @@ impl Request {
             .iter()
             .find(|(n, _)| n == name)
             .map(|(_, v)| v.as_str())
+    }
+
+    /// The path of the target, without the query.
+    pub fn path(&self) -> &str {
+        self.target.split_once('?').map_or(&self.target, |(p, _)| p)
     }
 }
 
@@ -762,6 +768,7 @@ mod tests {
             (r.method.as_str(), r.target.as_str()),
             ("GET", "/health?x=1")
         );
+        assert_eq!(r.path(), "/health");
         assert_eq!(r.header("x-a"), Some("b"));
         let r = parse(b"POST /tasks HTTP/1.0\r\nContent-Length: 5\r\n\r\nhello, ignored").unwrap();
         assert_eq!(r.body, b"hello");

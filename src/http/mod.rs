@@ -1,21 +1,40 @@
 //! The optional HTTP server (`http_addr`): the `http` component thread,
-//! which accepts connections, and its `http-N` handler threads, which serve
-//! them. Synchronous, on std sockets; no async runtime.
+//! which accepts connections, its `http-N` handler threads, which serve
+//! them, and the `http-probe` thread, which keeps the probes answering when
+//! the handlers are all busy. Synchronous, on std sockets; no async
+//! runtime.
 //!
 //! The socket is opened by [`bind`] at node start, before the node
 //! registers, so a taken port fails the start. `http` blocks in `accept`
-//! and hands each connection to the handlers over a bounded channel; when
-//! all [`HANDLERS`] are busy and [`BACKLOG`] connections wait, a new one
-//! gets 503 at once instead of queueing without bound. Each handler owns
-//! its Redis [`Client`]s and serves one request per connection
-//! (`server.rs` has the protocol and its limits). Stopping wakes `accept`
-//! with a connection to itself; handlers finish the request in hand
-//! (bounded by the read deadline and the Redis timeout) and end.
+//! and hands each connection to the [`HANDLERS`] over a bounded channel of
+//! [`BACKLOG`]. Each handler owns its Redis [`Client`]s and serves one
+//! request per connection (`server.rs` has the protocol and its limits:
+//! the head within [`HEAD_DEADLINE`], all of it within [`READ_DEADLINE`],
+//! at most [`MAX_HEAD`] + [`MAX_BODY`] bytes).
+//!
+//! The probe lane (`probe.rs`): when a connection is already waiting for a
+//! handler, every handler is busy, and a new one would wait behind the
+//! others, possibly behind sockets that send nothing until their deadline.
+//! So `http` gives such connections to `http-probe` instead, which watches
+//! up to [`PROBE_PENDING`] of them at once with `poll(2)`, each with
+//! [`PROBE_HEAD_DEADLINE`] to send its head. It answers `/health` and
+//! `/ready` itself and passes every other request, head read, on to the
+//! handlers' queue (503 when that is full). With the handlers and the
+//! queue all held by slowloris clients, a probe is still answered within
+//! milliseconds; a flood of idle sockets on the lane itself evicts the
+//! oldest (503), so it cannot shut the probes out either. When the lane's
+//! own channel is full (its thread in a `/ready` Redis call, say), `http`
+//! answers 503 at once instead of queueing without bound.
+//!
+//! Stopping wakes `accept` with a connection to itself; the probe lane
+//! drops what it watches, handlers finish the request in hand (bounded by
+//! the read deadline and the Redis timeout) and end.
 //!
 //! This file: the threads, authentication, replies. `server.rs`: HTTP/1.1
-//! on one connection. `routes.rs`: the routes. `scrape.rs`: `/metrics`
-//! and `/ready`.
+//! on one connection. `probe.rs`: the probe lane. `routes.rs`: the routes.
+//! `scrape.rs`: `/metrics` and `/ready`.
 
+mod probe;
 mod routes;
 mod scrape;
 mod server;
@@ -23,9 +42,9 @@ mod server;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, TrySendError};
+use crossbeam_channel::{Receiver, Sender, TrySendError};
 
 use crate::client::Client;
 use crate::component::{Component, StopSignal, spawn_thread};
@@ -35,12 +54,14 @@ use crate::leader::Lease;
 use crate::metrics::METRICS;
 use crate::store::Store;
 
+pub use probe::{PROBE_HEAD_DEADLINE, PROBE_PENDING};
 pub(crate) use server::Request;
-pub use server::{MAX_HEAD, READ_DEADLINE};
+pub use server::{HEAD_DEADLINE, MAX_HEAD, READ_DEADLINE};
 
 /// Handler threads: requests served at once.
 pub const HANDLERS: usize = 4;
-/// Accepted connections waiting for a handler before new ones get 503.
+/// Accepted connections waiting for a handler before new ones get 503
+/// (those that come while any wait go through the probe lane first).
 pub const BACKLOG: usize = 64;
 /// Largest request body accepted; a larger one gets 413.
 pub const MAX_BODY: usize = 1 << 20;
@@ -108,7 +129,8 @@ pub fn start(
         )?,
         retention: config.task_retention,
     });
-    let (conns_tx, conns_rx) = crossbeam_channel::bounded::<TcpStream>(BACKLOG);
+    let (conns_tx, conns_rx) = crossbeam_channel::bounded::<Incoming>(BACKLOG);
+    let (probes_tx, probes_rx) = crossbeam_channel::bounded::<TcpStream>(PROBE_PENDING);
     let mut handlers = Vec::with_capacity(HANDLERS);
     for n in 0..HANDLERS {
         let (ctx, conns) = (ctx.clone(), conns_rx.clone());
@@ -116,10 +138,20 @@ pub fn start(
             handle_loop(&ctx, &conns)
         })?);
     }
+    let prober = {
+        let (ctx, conns) = (ctx.clone(), conns_tx.clone());
+        spawn_thread("http-probe".to_string(), move || {
+            probe::run(&ctx, &probes_rx, &conns)
+        })?
+    };
     let component = Component::spawn("http", move |stop| {
-        accept_loop(&listener, &conns_tx, &stop);
-        // Handlers end once the channel is empty and disconnected.
+        accept_loop(&listener, &conns_tx, &probes_tx, &stop);
+        // The probe lane ends once its channel is disconnected, dropping
+        // its sender of `conns`; handlers end once `conns` is empty and
+        // disconnected.
+        drop(probes_tx);
         drop(conns_tx);
+        let _ = prober.join();
         for h in handlers {
             let _ = h.join();
         }
@@ -142,10 +174,38 @@ fn wake_addr(addr: SocketAddr) -> SocketAddr {
     }
 }
 
-/// The `http` thread: accept until stopped.
+/// A connection on its way to a handler.
+enum Incoming {
+    /// Fresh from `accept`.
+    Fresh(TcpStream),
+    /// Its head read on the probe lane, since `opened` (its deadlines
+    /// count from then); the body is still to read.
+    Started {
+        stream: TcpStream,
+        opened: Instant,
+        parser: server::Parser,
+    },
+    /// Read whole on the probe lane.
+    Complete { stream: TcpStream, request: Request },
+}
+
+impl Incoming {
+    fn into_stream(self) -> TcpStream {
+        match self {
+            Incoming::Fresh(stream)
+            | Incoming::Started { stream, .. }
+            | Incoming::Complete { stream, .. } => stream,
+        }
+    }
+}
+
+/// The `http` thread: accept until stopped. A connection goes to the
+/// handlers while none waits for one, else to the probe lane (see the
+/// module doc), else gets 503.
 fn accept_loop(
     listener: &TcpListener,
-    conns: &crossbeam_channel::Sender<TcpStream>,
+    conns: &Sender<Incoming>,
+    probes: &Sender<TcpStream>,
     stop: &StopSignal,
 ) {
     let mut failing = false;
@@ -156,10 +216,20 @@ fn accept_loop(
                 if stop.is_stopped() {
                     return;
                 }
-                match conns.try_send(stream) {
+                let stream = if conns.is_empty() {
+                    match conns.try_send(Incoming::Fresh(stream)) {
+                        Ok(()) => continue,
+                        Err(TrySendError::Full(incoming)) => incoming.into_stream(),
+                        Err(TrySendError::Disconnected(_)) => return,
+                    }
+                } else {
+                    stream
+                };
+                match probes.try_send(stream) {
                     Ok(()) => {}
-                    Err(TrySendError::Full(stream)) => busy(stream),
-                    Err(TrySendError::Disconnected(_)) => return,
+                    Err(TrySendError::Full(stream) | TrySendError::Disconnected(stream)) => {
+                        busy(stream);
+                    }
                 }
             }
             Err(e) => {
@@ -192,14 +262,10 @@ fn busy(stream: TcpStream) {
 }
 
 /// One handler thread: serve connections until the channel closes.
-fn handle_loop(ctx: &Context, conns: &Receiver<TcpStream>) {
-    let mut handler = Handler {
-        ctx,
-        api: Client::from_store(&ctx.store).with_retention(ctx.retention),
-        probe: Client::from_store(&ctx.probe_store),
-    };
-    for stream in conns.iter() {
-        handler.handle(stream);
+fn handle_loop(ctx: &Context, conns: &Receiver<Incoming>) {
+    let mut handler = Handler::new(ctx);
+    for incoming in conns.iter() {
+        handler.handle(incoming);
     }
 }
 
@@ -212,13 +278,61 @@ pub(crate) struct Handler<'a> {
     pub(crate) probe: Client,
 }
 
-impl Handler<'_> {
-    fn handle(&mut self, stream: TcpStream) {
-        let Ok(mut conn) = server::Conn::new(stream) else {
-            return;
+impl<'a> Handler<'a> {
+    /// A handler with its own clients.
+    fn new(ctx: &'a Context) -> Handler<'a> {
+        Handler {
+            ctx,
+            api: Client::from_store(&ctx.store).with_retention(ctx.retention),
+            probe: Client::from_store(&ctx.probe_store),
+        }
+    }
+
+    /// Reads the request (or the rest of it) and answers.
+    fn handle(&mut self, incoming: Incoming) {
+        let (conn, read) = match incoming {
+            Incoming::Fresh(stream) => {
+                let Ok(mut conn) = server::Conn::new(stream) else {
+                    return;
+                };
+                METRICS.http_in_flight.inc();
+                let read = conn.read_request(server::Parser::new(MAX_BODY), HEAD_DEADLINE);
+                (conn, read)
+            }
+            Incoming::Started {
+                stream,
+                opened,
+                parser,
+            } => {
+                let Ok(mut conn) = server::Conn::opened_at(stream, opened) else {
+                    return;
+                };
+                METRICS.http_in_flight.inc();
+                let read = conn.read_request(parser, HEAD_DEADLINE);
+                (conn, read)
+            }
+            Incoming::Complete { stream, request } => {
+                let Ok(conn) = server::Conn::new(stream) else {
+                    return;
+                };
+                METRICS.http_in_flight.inc();
+                (conn, Ok(request))
+            }
         };
-        METRICS.http_in_flight.inc();
-        let (reply, head_only, linger, what) = match conn.read_request(MAX_BODY) {
+        self.answer(conn, read, true);
+    }
+
+    /// Routes `read` (or answers its refusal) on `conn`, counted in
+    /// `http_in_flight` by the caller. `may_linger`: after a refusal, drain
+    /// the unread input before closing (not after a timeout: that client is
+    /// slow anyway, and draining it would hold the thread longer).
+    fn answer(
+        &mut self,
+        conn: server::Conn,
+        read: Result<Request, server::Refusal>,
+        may_linger: bool,
+    ) {
+        let (reply, head_only, linger, what) = match read {
             Ok(request) => {
                 let reply = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                     routes::route(self, &request)
@@ -234,7 +348,7 @@ impl Handler<'_> {
             Err(refusal) => (
                 Reply::error(refusal.status, &refusal.message),
                 false,
-                true,
+                may_linger && refusal.status != 408,
                 "a malformed request".to_string(),
             ),
         };

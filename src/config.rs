@@ -14,6 +14,9 @@ use std::time::Duration;
 
 use crate::balancer::Balancer;
 use crate::error::{Error, Result};
+use crate::executor::BUILTINS;
+use crate::executor::http::{AllowedHost, parse_http_allow};
+use crate::executor::shell::TaskEnv;
 
 /// What a node runs: the scheduler role (leader election, dispatch, cron,
 /// recovery), the worker role (heartbeat-registered executor pool), or both.
@@ -155,6 +158,21 @@ pub const SETTINGS: &[Setting] = &[
         help: "offer the `shell` executor, which runs any argv a task names",
     },
     Setting {
+        name: "task_env",
+        default: "inherit",
+        help: "environment of shell tasks: `inherit` (the node's minus DISTSCHED_* and secrets), `none`, or only the names listed (`PATH,HOME`)",
+    },
+    Setting {
+        name: "builtin",
+        default: "all",
+        help: "built-in executors offered: `all` (noop, http, rpc), `none`, or a list (`noop,http`)",
+    },
+    Setting {
+        name: "http_allow",
+        default: "",
+        help: "hosts the http and rpc executors may call, `host[:port],[v6]:port` (none: any; set: no redirects)",
+    },
+    Setting {
         name: "shutdown_grace",
         default: "30s",
         help: "how long running tasks may finish on shutdown before they are stopped",
@@ -215,6 +233,16 @@ pub struct Config {
     pub exec: Vec<(String, String)>,
     /// Offer the ad hoc `shell` executor. Default false.
     pub allow_adhoc_shell: bool,
+    /// Which of the node's environment variables shell tasks get. Default
+    /// [`TaskEnv::Inherit`]: all but `DISTSCHED_*` and secret-holding ones.
+    pub task_env: TaskEnv,
+    /// The built-in executors offered, from [`BUILTINS`]. Default all of
+    /// them (`noop`, `http`, `rpc`). Declared commands and ad hoc `shell`
+    /// follow `exec` and `allow_adhoc_shell` instead.
+    pub builtin: Vec<String>,
+    /// Hosts the `http` and `rpc` executors may call. Default empty: any
+    /// host, redirects followed; when set, redirects are not followed.
+    pub http_allow: Vec<AllowedHost>,
     /// Shutdown grace for running tasks. Default 30 s.
     pub shutdown_grace: Duration,
     /// Retention of ended tasks and logs. Default 7 days.
@@ -245,6 +273,9 @@ impl Default for Config {
             balancer: Balancer::LeastTasks,
             exec: Vec::new(),
             allow_adhoc_shell: false,
+            task_env: TaskEnv::Inherit,
+            builtin: BUILTINS.iter().map(|b| b.to_string()).collect(),
+            http_allow: Vec::new(),
             shutdown_grace: Duration::from_secs(30),
             task_retention: Duration::from_secs(7 * 86400),
             http_addr: None,
@@ -358,6 +389,9 @@ impl Config {
                     _ => return Err(bad("expected true or false")),
                 }
             }
+            "task_env" => self.task_env = TaskEnv::parse(value).map_err(|e| bad(&e))?,
+            "builtin" => self.builtin = parse_builtin(value).map_err(|e| bad(&e))?,
+            "http_allow" => self.http_allow = parse_http_allow(value).map_err(|e| bad(&e))?,
             "http_addr" => self.http_addr = parse_http_addr(value).map_err(|e| bad(&e))?,
             "http_token" => {
                 if !value.is_empty()
@@ -517,6 +551,33 @@ impl Config {
             "invalid task_retention: must be at least 1s".into(),
         )
     }
+}
+
+/// Parses `builtin`: `all`, `none`, or a comma-separated list of names
+/// from [`BUILTINS`]; unknown names are an error (a typo must not silently
+/// take an executor away, nor `shell` suggest it governs ad hoc commands).
+pub fn parse_builtin(text: &str) -> std::result::Result<Vec<String>, String> {
+    let hint = format!("expected all, none, or a list of {}", BUILTINS.join(", "));
+    match text.trim() {
+        "all" => return Ok(BUILTINS.iter().map(|b| b.to_string()).collect()),
+        "none" => return Ok(Vec::new()),
+        "" => return Err(hint),
+        _ => {}
+    }
+    let mut names: Vec<String> = Vec::new();
+    for name in text.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+        if !BUILTINS.contains(&name) {
+            let why = match name {
+                "shell" => "`shell` is governed by allow_adhoc_shell".to_string(),
+                _ => format!("unknown built-in `{name}`"),
+            };
+            return Err(format!("{why}; {hint}"));
+        }
+        if !names.iter().any(|n| n == name) {
+            names.push(name.to_string());
+        }
+    }
+    Ok(names)
 }
 
 /// Parses `http_addr`: empty (no server), `PORT` or `:PORT` (loopback,
@@ -698,6 +759,40 @@ mod tests {
         assert!(!err.to_string().contains("has space"), "{err}");
         c.set("http_token", "", "test").unwrap();
         assert_eq!(c.http_token, None);
+    }
+
+    #[test]
+    fn executor_exposure_settings() {
+        let mut c = Config::default();
+        assert_eq!(c.builtin, BUILTINS);
+        c.set("builtin", "none", "test").unwrap();
+        assert!(c.builtin.is_empty());
+        c.set("builtin", "http, noop,http", "test").unwrap();
+        assert_eq!(c.builtin, ["http", "noop"]);
+        for bad in ["", "curl", "noop,shell", "all,noop"] {
+            let err = c.set("builtin", bad, "--builtin").unwrap_err().to_string();
+            assert!(
+                err.contains("builtin") && err.contains("--builtin"),
+                "{err}"
+            );
+        }
+        let err = c.set("builtin", "shell", "t").unwrap_err().to_string();
+        assert!(err.contains("allow_adhoc_shell"), "{err}");
+
+        c.set("http_allow", "a.example,[::1]:8080", "test").unwrap();
+        assert_eq!(c.http_allow.len(), 2);
+        assert!(c.set("http_allow", "a b", "--http-allow").is_err());
+        c.set("http_allow", "", "test").unwrap();
+        assert!(c.http_allow.is_empty());
+
+        assert_eq!(c.task_env, TaskEnv::Inherit);
+        c.set("task_env", "PATH,HOME", "test").unwrap();
+        assert_eq!(
+            c.task_env,
+            TaskEnv::Allow(vec!["PATH".into(), "HOME".into()])
+        );
+        let err = c.set("task_env", "PATH,1X", "--task-env").unwrap_err();
+        assert!(err.to_string().contains("task_env"), "{err}");
     }
 
     #[test]

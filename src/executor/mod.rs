@@ -37,6 +37,11 @@ pub const MAX_LOG_LINE: usize = 2048;
 /// were 512 KiB per attempt, ~2 MB per task.
 pub const MAX_TASK_LOG_BYTES: usize = 256 * 1024;
 
+/// The built-in executors a worker can offer (setting `builtin`, default
+/// all of them): [`NoopExecutor`] as `noop`, [`http::HttpExecutor`] as
+/// `http`, [`rpc::RpcExecutor`] as `rpc`.
+pub const BUILTINS: &[&str] = &["noop", "http", "rpc"];
+
 /// A task's result, as stored: `{code, message, data}` (the seed's shape).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct TaskResult {

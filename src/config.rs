@@ -14,6 +14,9 @@ use std::time::Duration;
 
 use crate::balancer::Balancer;
 use crate::error::{Error, Result};
+use crate::executor::BUILTINS;
+use crate::executor::http::{AllowedHost, parse_http_allow};
+use crate::executor::shell::TaskEnv;
 use crate::model::ident::{self, Name};
 
 /// What a node runs: the scheduler role (leader election, dispatch, cron,
@@ -156,6 +159,21 @@ pub const SETTINGS: &[Setting] = &[
         help: "offer the `shell` executor, which runs any argv a task names",
     },
     Setting {
+        name: "task_env",
+        default: "inherit",
+        help: "environment of shell tasks: `inherit` (the node's minus DISTSCHED_* and secrets), `none`, or only the names listed (`PATH,HOME`)",
+    },
+    Setting {
+        name: "builtin",
+        default: "all",
+        help: "built-in executors offered: `all` (noop, http, rpc), `none`, or a list (`noop,http`)",
+    },
+    Setting {
+        name: "http_allow",
+        default: "",
+        help: "hosts the http and rpc executors may call, `host[:port],[v6]:port` (none: any; set: no redirects)",
+    },
+    Setting {
         name: "shutdown_grace",
         default: "30s",
         help: "how long running tasks may finish on shutdown before they are stopped",
@@ -227,6 +245,16 @@ pub struct Config {
     pub exec: Vec<(String, String)>,
     /// Offer the ad hoc `shell` executor. Default false.
     pub allow_adhoc_shell: bool,
+    /// Which of the node's environment variables shell tasks get. Default
+    /// [`TaskEnv::Inherit`]: all but `DISTSCHED_*` and secret-holding ones.
+    pub task_env: TaskEnv,
+    /// The built-in executors offered, from [`BUILTINS`]. Default all of
+    /// them (`noop`, `http`, `rpc`). Declared commands and ad hoc `shell`
+    /// follow `exec` and `allow_adhoc_shell` instead.
+    pub builtin: Vec<String>,
+    /// Hosts the `http` and `rpc` executors may call. Default empty: any
+    /// host, redirects followed; when set, redirects are not followed.
+    pub http_allow: Vec<AllowedHost>,
     /// Shutdown grace for running tasks. Default 30 s.
     pub shutdown_grace: Duration,
     /// Retention of ended tasks and logs. Default 7 days.
@@ -263,6 +291,9 @@ impl Default for Config {
             balancer: Balancer::LeastTasks,
             exec: Vec::new(),
             allow_adhoc_shell: false,
+            task_env: TaskEnv::Inherit,
+            builtin: BUILTINS.iter().map(|b| b.to_string()).collect(),
+            http_allow: Vec::new(),
             shutdown_grace: Duration::from_secs(30),
             task_retention: Duration::from_secs(7 * 86400),
             http_addr: None,
@@ -298,6 +329,9 @@ impl fmt::Debug for Config {
             .field("http_token", &self.http_token)
             .field("http_read_token", &self.http_read_token)
             .field("http_insecure", &self.http_insecure)
+            .field("task_env", &self.task_env)
+            .field("builtin", &self.builtin)
+            .field("http_allow", &self.http_allow)
             .finish_non_exhaustive()
     }
 }
@@ -419,6 +453,9 @@ impl Config {
             }
             "allow_adhoc_shell" => self.allow_adhoc_shell = parse_bool(value).map_err(&bad)?,
             "http_insecure" => self.http_insecure = parse_bool(value).map_err(&bad)?,
+            "task_env" => self.task_env = TaskEnv::parse(value).map_err(|e| bad(&e))?,
+            "builtin" => self.builtin = parse_builtin(value).map_err(|e| bad(&e))?,
+            "http_allow" => self.http_allow = parse_http_allow(value).map_err(|e| bad(&e))?,
             "http_addr" => self.http_addr = parse_http_addr(value).map_err(|e| bad(&e))?,
             "http_token" | "http_read_token" => {
                 if !value.is_empty()
@@ -601,6 +638,33 @@ impl Config {
             _ => Ok(()),
         }
     }
+}
+
+/// Parses `builtin`: `all`, `none`, or a comma-separated list of names
+/// from [`BUILTINS`]; unknown names are an error (a typo must not silently
+/// take an executor away, nor `shell` suggest it governs ad hoc commands).
+pub fn parse_builtin(text: &str) -> std::result::Result<Vec<String>, String> {
+    let hint = format!("expected all, none, or a list of {}", BUILTINS.join(", "));
+    match text.trim() {
+        "all" => return Ok(BUILTINS.iter().map(|b| b.to_string()).collect()),
+        "none" => return Ok(Vec::new()),
+        "" => return Err(hint),
+        _ => {}
+    }
+    let mut names: Vec<String> = Vec::new();
+    for name in text.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+        if !BUILTINS.contains(&name) {
+            let why = match name {
+                "shell" => "`shell` is governed by allow_adhoc_shell".to_string(),
+                _ => format!("unknown built-in `{name}`"),
+            };
+            return Err(format!("{why}; {hint}"));
+        }
+        if !names.iter().any(|n| n == name) {
+            names.push(name.to_string());
+        }
+    }
+    Ok(names)
 }
 
 /// Parses `http_addr`: empty (no server), `PORT` or `:PORT` (loopback,
@@ -804,6 +868,40 @@ mod tests {
             .set("redis_url", "redis://app:pa55w0rd@[::1", "--redis")
             .unwrap_err();
         assert!(!err.to_string().contains("pa55w0rd"), "{err}");
+    }
+
+    #[test]
+    fn executor_exposure_settings() {
+        let mut c = Config::default();
+        assert_eq!(c.builtin, BUILTINS);
+        c.set("builtin", "none", "test").unwrap();
+        assert!(c.builtin.is_empty());
+        c.set("builtin", "http, noop,http", "test").unwrap();
+        assert_eq!(c.builtin, ["http", "noop"]);
+        for bad in ["", "curl", "noop,shell", "all,noop"] {
+            let err = c.set("builtin", bad, "--builtin").unwrap_err().to_string();
+            assert!(
+                err.contains("builtin") && err.contains("--builtin"),
+                "{err}"
+            );
+        }
+        let err = c.set("builtin", "shell", "t").unwrap_err().to_string();
+        assert!(err.contains("allow_adhoc_shell"), "{err}");
+
+        c.set("http_allow", "a.example,[::1]:8080", "test").unwrap();
+        assert_eq!(c.http_allow.len(), 2);
+        assert!(c.set("http_allow", "a b", "--http-allow").is_err());
+        c.set("http_allow", "", "test").unwrap();
+        assert!(c.http_allow.is_empty());
+
+        assert_eq!(c.task_env, TaskEnv::Inherit);
+        c.set("task_env", "PATH,HOME", "test").unwrap();
+        assert_eq!(
+            c.task_env,
+            TaskEnv::Allow(vec!["PATH".into(), "HOME".into()])
+        );
+        let err = c.set("task_env", "PATH,1X", "--task-env").unwrap_err();
+        assert!(err.to_string().contains("task_env"), "{err}");
     }
 
     #[test]

@@ -171,23 +171,52 @@ impl NodeBuilder {
     }
 }
 
-/// The built-ins (`noop`, `http`, `rpc`, declared shell commands, ad hoc `shell`
-/// when allowed) under the executors the embedding program registered.
+/// The built-ins `builtin` lists (`noop`, `http`, `rpc`; the HTTP ones
+/// limited to `http_allow`), declared shell commands, ad hoc `shell` when
+/// allowed (both with the `task_env` policy and the node's secrets), under
+/// the executors the embedding program registered.
 fn builtin_executors(config: &Config, custom: Executors) -> Result<Executors> {
     let mut all = Executors::default();
-    all.insert("noop", NoopExecutor);
-    all.insert("http", HttpExecutor::new());
-    all.insert("rpc", RpcExecutor::new());
+    for name in &config.builtin {
+        match name.as_str() {
+            "noop" => all.insert("noop", NoopExecutor),
+            "http" => all.insert("http", HttpExecutor::with_allow(config.http_allow.clone())),
+            "rpc" => all.insert("rpc", RpcExecutor::with_allow(config.http_allow.clone())),
+            // `Config::set` admits only BUILTINS.
+            other => return Err(Error::Config(format!("unknown built-in `{other}`"))),
+        }
+    }
+    let secrets = node_secrets(config);
+    let shell = |executor: ShellExecutor| {
+        executor
+            .with_env(config.task_env.clone())
+            .with_secrets(secrets.clone())
+    };
     if config.allow_adhoc_shell {
-        all.insert("shell", ShellExecutor::adhoc());
+        all.insert("shell", shell(ShellExecutor::adhoc()));
     }
     for (name, command) in &config.exec {
         let argv = parse_command(command)
             .map_err(|e| Error::Config(format!("invalid exec `{name}={command}`: {e}")))?;
-        all.insert(name.clone(), ShellExecutor::command(argv));
+        all.insert(name.clone(), shell(ShellExecutor::command(argv)));
     }
     all.extend(custom);
     Ok(all)
+}
+
+/// The values a task's environment must not carry: the Redis password (as
+/// the URL decodes it) and the HTTP token.
+fn node_secrets(config: &Config) -> Vec<String> {
+    let mut secrets = Vec::new();
+    if let Ok(client) = redis::Client::open(config.redis_url.as_str())
+        && let Some(password) = client.get_connection_info().redis_settings().password()
+    {
+        secrets.push(password.to_string());
+    }
+    if let Some(token) = &config.http_token {
+        secrets.push(token.0.clone());
+    }
+    secrets
 }
 
 /// A running node. Dropping it shuts it down too, but call

@@ -56,7 +56,9 @@ const REPORT_LINGER: Duration = Duration::from_micros(500);
 const IDLE_BLOCK: Duration = Duration::from_secs(10);
 /// How long a stopping worker keeps retrying to record results.
 const FLUSH_LIMIT: Duration = Duration::from_secs(15);
-/// Log lines kept per task (all attempts).
+/// Log lines kept per task (all attempts): 1,000. The byte cap beside it
+/// is [`MAX_TASK_LOG_BYTES`](crate::executor::MAX_TASK_LOG_BYTES); past
+/// either, the oldest lines go and a note at the log's head says how many.
 pub const LOG_CAP: usize = 1000;
 
 /// A task claimed from the queue, ready to run.

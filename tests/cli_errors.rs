@@ -236,8 +236,38 @@ fn bad_configuration_exits_64_with_one_line_naming_the_setting() {
             &["workers", "--redis", "foo://x"],
             &["redis_url"],
         ),
+        case(
+            "task_env name with a dash",
+            &["node", "--task-env", "PATH,MY-VAR"],
+            &["task_env", "--task-env", "MY-VAR"],
+        ),
+        case(
+            "task_env naming a DISTSCHED_ variable",
+            &["node", "--task-env", "DISTSCHED_REDIS_URL"],
+            &["task_env", "DISTSCHED_"],
+        ),
+        case(
+            "unknown built-in",
+            &["node", "--builtin", "noop,curl"],
+            &["builtin", "--builtin", "curl"],
+        ),
+        case(
+            "shell as a built-in",
+            &["node", "--builtin", "shell"],
+            &["builtin", "allow_adhoc_shell"],
+        ),
+        case(
+            "http_allow port out of range",
+            &["node", "--http-allow", "api.example:70000"],
+            &["http_allow", "--http-allow", "api.example:70000"],
+        ),
+        case(
+            "http_allow bad IPv6",
+            &["node", "--http-allow", "[nope]:80"],
+            &["http_allow", "[nope]:80"],
+        ),
     ];
-    let env_cases: [(&'static str, &'static str, &str, &[&str]); 5] = [
+    let env_cases: [(&'static str, &'static str, &str, &[&str]); 8] = [
         (
             "bad env capacity",
             "DISTSCHED_CAPACITY",
@@ -261,6 +291,24 @@ fn bad_configuration_exits_64_with_one_line_naming_the_setting() {
             "DISTSCHED_REDIS_URL",
             "foo://x",
             &["redis_url"],
+        ),
+        (
+            "bad env task_env",
+            "DISTSCHED_TASK_ENV",
+            "1PATH",
+            &["task_env", "DISTSCHED_TASK_ENV"],
+        ),
+        (
+            "bad env builtin",
+            "DISTSCHED_BUILTIN",
+            "everything",
+            &["builtin", "DISTSCHED_BUILTIN"],
+        ),
+        (
+            "bad env http_allow",
+            "DISTSCHED_HTTP_ALLOW",
+            "a b",
+            &["http_allow", "DISTSCHED_HTTP_ALLOW"],
         ),
         (
             "env config file missing",

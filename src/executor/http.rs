@@ -12,8 +12,15 @@
 //! once and the helper ends on its own at the attempt's timeout.
 //!
 //! Plain `http://` only: the crate is built without ureq's TLS features.
+//!
+//! Also owns the `http_allow` check both executors apply ([`AllowedHost`]):
+//! with a list set, a URL whose host and port are not on it fails the
+//! attempt before anything is sent, and redirects are not followed (ureq
+//! follows them inside one call, where no hop could be checked), so a 3xx
+//! is the attempt's result.
 
 use std::io::Read;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -39,6 +46,113 @@ const CANCEL_POLL: Duration = Duration::from_millis(10);
 /// ureq cannot interrupt it (a slow name lookup).
 const OVERDUE_GRACE: Duration = Duration::from_millis(500);
 
+/// One `http_allow` entry: a host, and the one port allowed on it (none:
+/// the scheme's default port, 80 for `http`, 443 for `https`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AllowedHost {
+    /// Lower case, without a trailing dot; an IPv6 address in brackets
+    /// (`[::1]`), as URLs write it.
+    pub host: String,
+    /// The port, if the entry names one.
+    pub port: Option<u16>,
+}
+
+impl std::fmt::Display for AllowedHost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.port {
+            Some(port) => write!(f, "{}:{port}", self.host),
+            None => f.write_str(&self.host),
+        }
+    }
+}
+
+/// Parses `http_allow`: comma-separated `host`, `host:port`, `[v6]` or
+/// `[v6]:port` entries (empty: no list, any host).
+pub fn parse_http_allow(text: &str) -> Result<Vec<AllowedHost>, String> {
+    const HINT: &str = "expected host, host:port or [IPv6]:port entries separated by commas";
+    let mut list: Vec<AllowedHost> = Vec::new();
+    for entry in text.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        let bad = |why: &str| format!("bad entry `{entry}`: {why}; {HINT}");
+        let (host, port) = if let Some(rest) = entry.strip_prefix('[') {
+            let (addr, after) = rest.split_once(']').ok_or_else(|| bad("unclosed `[`"))?;
+            if addr.parse::<std::net::Ipv6Addr>().is_err() {
+                return Err(bad("not an IPv6 address in brackets"));
+            }
+            let port = match after {
+                "" => None,
+                _ => Some(
+                    after
+                        .strip_prefix(':')
+                        .ok_or_else(|| bad("junk after `]`"))?,
+                ),
+            };
+            (format!("[{}]", addr.to_ascii_lowercase()), port)
+        } else {
+            let (host, port) = match entry.split_once(':') {
+                Some((host, port)) => (host, Some(port)),
+                None => (entry, None),
+            };
+            let host = host.trim_end_matches('.').to_ascii_lowercase();
+            if host.is_empty()
+                || !host
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+            {
+                return Err(bad("a host is letters, digits, `-` and `.`"));
+            }
+            (host, port)
+        };
+        let port = match port {
+            None => None,
+            Some(p) => Some(
+                p.parse::<u16>()
+                    .ok()
+                    .filter(|&p| p > 0)
+                    .ok_or_else(|| bad("the port must be 1-65535"))?,
+            ),
+        };
+        let allowed = AllowedHost { host, port };
+        if !list.contains(&allowed) {
+            list.push(allowed);
+        }
+    }
+    Ok(list)
+}
+
+/// `Err("{who}: host H:P not in http_allow")` unless `url`'s host and port
+/// (the scheme's default when the URL names none) match an entry of
+/// `allow`; an empty `allow` lets every host through. `url` has passed
+/// [`check_url`]. The URL is parsed the way ureq parses it (`http::Uri`),
+/// so what is checked is what would be connected to (`http://ok@evil/` is
+/// `evil`).
+pub(crate) fn check_allowed(allow: &[AllowedHost], url: &str, who: &str) -> Result<(), String> {
+    if allow.is_empty() {
+        return Ok(());
+    }
+    let uri: Uri = url
+        .parse()
+        .map_err(|e| format!("{who}: invalid url: {e}"))?;
+    let host = uri
+        .host()
+        .unwrap_or_default()
+        .trim_end_matches('.')
+        .to_ascii_lowercase();
+    let default = if uri.scheme_str() == Some("https") {
+        443
+    } else {
+        80
+    };
+    let port = uri.port_u16().unwrap_or(default);
+    let listed = allow
+        .iter()
+        .any(|a| a.host == host && a.port.unwrap_or(default) == port);
+    if listed {
+        Ok(())
+    } else {
+        Err(format!("{who}: host {host}:{port} not in http_allow"))
+    }
+}
+
 /// Sends one HTTP request per task.
 ///
 /// Payload: `{"url": "http://...", "method": "GET|POST|PUT|PATCH|DELETE|HEAD"
@@ -56,12 +170,25 @@ const OVERDUE_GRACE: Duration = Duration::from_millis(500);
 pub struct HttpExecutor {
     /// Created once so that connections to the same host are reused.
     agent: Agent,
+    /// The `http_allow` list; empty: any host.
+    allow: Arc<[AllowedHost]>,
 }
 
 impl HttpExecutor {
-    /// An executor with its own connection pool.
+    /// An executor with its own connection pool, for any host (redirects
+    /// followed, up to ureq's default of 10).
     pub fn new() -> HttpExecutor {
-        HttpExecutor { agent: agent() }
+        HttpExecutor::with_allow(Vec::new())
+    }
+
+    /// An executor that only calls the hosts in `allow` (setting
+    /// `http_allow`; empty: any host). With a list, redirects are not
+    /// followed (see the module docs).
+    pub fn with_allow(allow: Vec<AllowedHost>) -> HttpExecutor {
+        HttpExecutor {
+            agent: agent(allow.is_empty()),
+            allow: allow.into(),
+        }
     }
 }
 
@@ -72,13 +199,18 @@ impl Default for HttpExecutor {
 }
 
 /// The agent both HTTP-based executors use: statuses are results, not
-/// errors; the per-request timeout is set on each call.
-pub(crate) fn agent() -> Agent {
-    Agent::config_builder()
+/// errors; the per-request timeout is set on each call. Without
+/// `follow_redirects` a 3xx is returned as it is (`max_redirects(0)`).
+pub(crate) fn agent(follow_redirects: bool) -> Agent {
+    let builder = Agent::config_builder()
         .http_status_as_error(false)
-        .user_agent(concat!("distsched/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .into()
+        .user_agent(concat!("distsched/", env!("CARGO_PKG_VERSION")));
+    let builder = if follow_redirects {
+        builder
+    } else {
+        builder.max_redirects(0)
+    };
+    builder.build().into()
 }
 
 /// A validated request, ready to send.
@@ -176,6 +308,8 @@ pub(crate) struct Reply {
     pub(crate) body: Vec<u8>,
     /// True when the body was longer than what was read.
     pub(crate) cut: bool,
+    /// The `Location` header of a redirect that was not followed.
+    pub(crate) location: Option<String>,
 }
 
 /// Why a call got no response.
@@ -219,6 +353,11 @@ pub(crate) fn send(
     };
     let mut response = sent?;
     let status = response.status().as_u16();
+    let location = (300..400)
+        .contains(&status)
+        .then(|| response.headers().get("location"))
+        .flatten()
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
     let mut body = Vec::new();
     response
         .body_mut()
@@ -235,7 +374,12 @@ pub(crate) fn send(
         })?;
     let cut = body.len() > limit;
     body.truncate(limit);
-    Ok(Reply { status, body, cut })
+    Ok(Reply {
+        status,
+        body,
+        cut,
+        location,
+    })
 }
 
 fn run_with_timeout<S: AsSendBody>(
@@ -373,6 +517,10 @@ impl Executor for HttpExecutor {
                 return Outcome::fail(-1, message);
             }
         };
+        if let Err(message) = check_allowed(&self.allow, &request.url, "http") {
+            ctx.log(message.clone());
+            return Outcome::fail(-1, message);
+        }
         let what = format!("{} {}", request.method, redact(&request.url));
         if ctx.is_cancelled() {
             return Outcome::Cancelled;
@@ -390,6 +538,7 @@ impl Executor for HttpExecutor {
         match waited {
             Waited::Done(Ok(reply)) => {
                 ctx.log(format!("http: {what} -> {} in {ms} ms", reply.status));
+                log_unfollowed(ctx, "http", &reply);
                 if !reply.body.is_empty() {
                     ctx.log(format!("http: body: {}", log_excerpt(&reply.body)));
                 }
@@ -419,6 +568,16 @@ impl Executor for HttpExecutor {
                 Outcome::fail(-1, message)
             }
         }
+    }
+}
+
+/// Notes a redirect that was not followed (only with `http_allow` set).
+pub(crate) fn log_unfollowed(ctx: &mut TaskContext, who: &str, reply: &Reply) {
+    if let Some(location) = &reply.location {
+        ctx.log(format!(
+            "{who}: redirect to {} not followed (http_allow is set)",
+            redact(location)
+        ));
     }
 }
 
@@ -476,12 +635,55 @@ mod tests {
             status: 200,
             body: body.to_vec(),
             cut,
+            location: None,
         };
         assert_eq!(body_data(&reply(br#"{"a":1}"#, false)), json!({"a": 1}));
         assert_eq!(body_data(&reply(b"hello", false)), json!("hello"));
         assert_eq!(body_data(&reply(b"", false)), Value::Null);
         let big = body_data(&reply(&vec![b'x'; 10_000], true));
         assert_eq!(big.as_str().unwrap().len(), BODY_EXCERPT + '…'.len_utf8());
+    }
+
+    #[test]
+    fn http_allow_parses_entries() {
+        let list = parse_http_allow(" API.example.com., h:8080,[::1]:9,[FE80::1],, ").unwrap();
+        let shown: Vec<String> = list.iter().map(ToString::to_string).collect();
+        assert_eq!(shown, ["api.example.com", "h:8080", "[::1]:9", "[fe80::1]"]);
+        assert_eq!(parse_http_allow(""), Ok(vec![]));
+        for bad in [
+            "h:0", "h:99999", "h:x", "[::1", "[nope]", "[::1]x", "a b", "h/x", ":80",
+        ] {
+            let err = parse_http_allow(bad).unwrap_err();
+            assert!(err.contains(bad.trim()), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn http_allow_checks_host_and_port() {
+        let allow = parse_http_allow("ok.example,svc:8080,[::1]:9000").unwrap();
+        let check = |url: &str| check_allowed(&allow, url, "http");
+        assert_eq!(check("http://OK.example/x"), Ok(()));
+        assert_eq!(check("http://ok.example:80/x"), Ok(()));
+        assert_eq!(check("http://ok.example./x"), Ok(()));
+        assert_eq!(check("http://svc:8080/"), Ok(()));
+        assert_eq!(check("http://[::1]:9000/"), Ok(()));
+        assert_eq!(
+            check("http://evil.example/"),
+            Err("http: host evil.example:80 not in http_allow".into())
+        );
+        assert!(check("http://ok.example:8080/").is_err(), "port not listed");
+        assert_eq!(check("https://ok.example/"), Ok(()), "the scheme's default");
+        assert!(
+            check("https://ok.example:80/").is_err(),
+            "80 is not https's"
+        );
+        assert!(check("http://svc/").is_err(), "80 is not 8080");
+        assert!(
+            check("http://ok.example@evil.example/").is_err(),
+            "userinfo"
+        );
+        assert!(check("http://[::1]/").is_err());
+        assert_eq!(check_allowed(&[], "http://evil.example/", "http"), Ok(()));
     }
 
     #[test]

@@ -28,6 +28,19 @@ pub const MAX_LOG_LINES: usize = 256;
 pub const LOG_HEAD_LINES: usize = 32;
 /// Longest log line kept, in bytes; longer lines are cut.
 pub const MAX_LOG_LINE: usize = 2048;
+/// Most bytes of log lines a task keeps over all its attempts: 256 KiB.
+/// One attempt's lines are held to it here (the middle is dropped, as for
+/// [`MAX_LOG_LINES`]), so a report never carries more; the store drops a
+/// task's oldest lines beyond it (`lua/lib.lua`, which gets this value) and
+/// puts a note at the head of the log, so a task retried ten times keeps
+/// 256 KiB, not ten times that. Without the byte cap 256 lines of 2 KiB
+/// were 512 KiB per attempt, ~2 MB per task.
+pub const MAX_TASK_LOG_BYTES: usize = 256 * 1024;
+
+/// The built-in executors a worker can offer (setting `builtin`, default
+/// all of them): [`NoopExecutor`] as `noop`, [`http::HttpExecutor`] as
+/// `http`, [`rpc::RpcExecutor`] as `rpc`.
+pub const BUILTINS: &[&str] = &["noop", "http", "rpc"];
 
 /// A task's result, as stored: `{code, message, data}` (the seed's shape).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
@@ -131,7 +144,12 @@ pub struct TaskContext {
     log: Vec<String>,
     /// Once `log` is full: the latest lines, oldest first.
     tail: std::collections::VecDeque<String>,
+    /// Bytes of the lines in `log` and in `tail`.
+    log_bytes: usize,
+    tail_bytes: usize,
+    /// Lines and bytes dropped between `log` and `tail`.
     dropped: usize,
+    dropped_bytes: usize,
 }
 
 impl TaskContext {
@@ -154,7 +172,10 @@ impl TaskContext {
             cancel,
             log: Vec::new(),
             tail: std::collections::VecDeque::new(),
+            log_bytes: 0,
+            tail_bytes: 0,
             dropped: 0,
+            dropped_bytes: 0,
         }
     }
 
@@ -175,9 +196,9 @@ impl TaskContext {
     }
 
     /// Appends a line to the task's log (capped: [`MAX_LOG_LINES`] lines of
-    /// at most [`MAX_LOG_LINE`] bytes per attempt; past the cap the middle
-    /// is dropped, so the start and the latest lines, where errors are,
-    /// stay).
+    /// at most [`MAX_LOG_LINE`] bytes, [`MAX_TASK_LOG_BYTES`] in all, per
+    /// attempt; past a cap the middle is dropped, so the start and the
+    /// latest lines, where errors are, stay).
     pub fn log(&mut self, line: impl Into<String>) {
         let mut line = line.into();
         if line.len() > MAX_LOG_LINE {
@@ -189,25 +210,40 @@ impl TaskContext {
             line.push('…');
         }
         if self.log.len() < LOG_HEAD_LINES {
+            // The head is at most 32 × ~2 KiB, well within the byte cap.
+            self.log_bytes += line.len();
             self.log.push(line);
             return;
         }
-        // One slot is kept for the note of dropped lines.
-        if self.tail.len() == MAX_LOG_LINES - LOG_HEAD_LINES - 1 {
-            self.tail.pop_front();
-            self.dropped += 1;
-        }
+        self.tail_bytes += line.len();
         self.tail.push_back(line);
+        // One slot is kept for the note of dropped lines.
+        while self.tail.len() > MAX_LOG_LINES - LOG_HEAD_LINES - 1
+            || (self.log_bytes + self.tail_bytes > MAX_TASK_LOG_BYTES && self.tail.len() > 1)
+        {
+            let Some(old) = self.tail.pop_front() else {
+                break;
+            };
+            self.tail_bytes -= old.len();
+            self.dropped += 1;
+            self.dropped_bytes += old.len();
+        }
     }
 
     /// Takes the collected log lines (with a note of dropped ones).
     pub fn take_log(&mut self) -> Vec<String> {
         let mut lines = std::mem::take(&mut self.log);
         if self.dropped > 0 {
-            lines.push(format!("({} log lines dropped here)", self.dropped));
-            self.dropped = 0;
+            lines.push(format!(
+                "({} log lines dropped here: {} bytes)",
+                self.dropped, self.dropped_bytes
+            ));
         }
         lines.extend(self.tail.drain(..));
+        self.log_bytes = 0;
+        self.tail_bytes = 0;
+        self.dropped = 0;
+        self.dropped_bytes = 0;
         lines
     }
 }
@@ -307,12 +343,13 @@ mod tests {
             format!("line {}", LOG_HEAD_LINES - 1)
         );
         let kept_tail = MAX_LOG_LINES - LOG_HEAD_LINES - 1;
+        let dropped = 1000 - LOG_HEAD_LINES - kept_tail;
+        let dropped_bytes: usize = (LOG_HEAD_LINES..LOG_HEAD_LINES + dropped)
+            .map(|i| format!("line {i}").len())
+            .sum();
         assert_eq!(
             lines[LOG_HEAD_LINES],
-            format!(
-                "({} log lines dropped here)",
-                1000 - LOG_HEAD_LINES - kept_tail
-            )
+            format!("({dropped} log lines dropped here: {dropped_bytes} bytes)")
         );
         assert_eq!(
             lines[LOG_HEAD_LINES + 1],
@@ -320,6 +357,42 @@ mod tests {
         );
         assert_eq!(lines.last().map(String::as_str), Some("line 999"));
         assert!(ctx.take_log().is_empty(), "taken once");
+    }
+
+    #[test]
+    fn an_attempts_log_is_held_to_the_byte_cap() {
+        let mut ctx = context();
+        // 200 lines of 2 KiB: within the line cap, 400 KiB over the bytes.
+        for i in 0..200 {
+            ctx.log(format!("{i:04} {}", "x".repeat(MAX_LOG_LINE - 5)));
+        }
+        let lines = ctx.take_log();
+        let bytes: usize = lines.iter().map(String::len).sum();
+        assert!(bytes <= MAX_TASK_LOG_BYTES + 64, "{bytes} bytes kept");
+        assert!(
+            bytes > MAX_TASK_LOG_BYTES - 2 * MAX_LOG_LINE,
+            "{bytes} bytes kept"
+        );
+        assert!(lines[0].starts_with("0000 "), "the head stays");
+        assert!(
+            lines.last().unwrap().starts_with("0199 "),
+            "the latest stay"
+        );
+        let note = &lines[LOG_HEAD_LINES];
+        let kept = lines.len() - 1;
+        assert_eq!(
+            note,
+            &format!(
+                "({} log lines dropped here: {} bytes)",
+                200 - kept,
+                (200 - kept) * MAX_LOG_LINE
+            )
+        );
+        // One huge line after a full head still keeps one tail line.
+        let mut ctx = context();
+        ctx.log("x".repeat(10 * MAX_LOG_LINE));
+        assert_eq!(ctx.take_log()[0].len(), MAX_LOG_LINE + '…'.len_utf8());
+        assert!(ctx.take_log().is_empty(), "reset after a take");
     }
 
     #[test]

@@ -8,13 +8,14 @@
 //! runs on one of the worker's pool threads and the request on a short-lived
 //! helper thread that a cancel abandons.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use serde_json::{Map, Value, json};
 use ureq::Agent;
 use ureq::http::Method;
 
-use super::http::{self, HttpRequest, Waited};
+use super::http::{self, AllowedHost, HttpRequest, Waited};
 use super::{Executor, Outcome, TaskContext, TaskResult};
 
 /// Largest response body accepted, in bytes: a JSON-RPC result must be read
@@ -37,13 +38,23 @@ pub const MAX_RESPONSE: usize = 1024 * 1024;
 pub struct RpcExecutor {
     /// Created once so that connections to the same host are reused.
     agent: Agent,
+    /// The `http_allow` list; empty: any host.
+    allow: Arc<[AllowedHost]>,
 }
 
 impl RpcExecutor {
-    /// An executor with its own connection pool.
+    /// An executor with its own connection pool, for any host.
     pub fn new() -> RpcExecutor {
+        RpcExecutor::with_allow(Vec::new())
+    }
+
+    /// An executor that only calls the hosts in `allow` (setting
+    /// `http_allow`; empty: any host), without following redirects when
+    /// the list is set (as [`HttpExecutor`](super::http::HttpExecutor)).
+    pub fn with_allow(allow: Vec<AllowedHost>) -> RpcExecutor {
         RpcExecutor {
-            agent: http::agent(),
+            agent: http::agent(allow.is_empty()),
+            allow: allow.into(),
         }
     }
 }
@@ -118,6 +129,10 @@ impl Executor for RpcExecutor {
                 return Outcome::fail(-1, message);
             }
         };
+        if let Err(message) = http::check_allowed(&self.allow, &call.request.url, "rpc") {
+            ctx.log(message.clone());
+            return Outcome::fail(-1, message);
+        }
         let what = format!(
             "rpc: {} at {}",
             call.method,
@@ -154,6 +169,7 @@ impl Executor for RpcExecutor {
                 return Outcome::fail(-1, message);
             }
         };
+        http::log_unfollowed(ctx, "rpc", &reply);
         let outcome = interpret(&reply, &call.id);
         match outcome.result() {
             Some(result) => ctx.log(format!(
@@ -223,6 +239,7 @@ mod tests {
             status,
             body: body.as_bytes().to_vec(),
             cut: false,
+            location: None,
         }
     }
 

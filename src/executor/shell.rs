@@ -21,8 +21,12 @@
 //! - environment: `DISTSCHED_PAYLOAD` (the same text; left unset, with a
 //!   note in the task log, when longer than [`MAX_ENV_PAYLOAD`] bytes, since
 //!   the OS refuses to start a program with a variable over 128 KiB: stdin
-//!   always has the whole payload), `DISTSCHED_TASK_ID`, `DISTSCHED_ATTEMPT`, `DISTSCHED_JOB` (empty when the
-//!   task has no job); the rest of the worker's environment is inherited;
+//!   always has the whole payload), `DISTSCHED_TASK_ID`, `DISTSCHED_ATTEMPT`,
+//!   `DISTSCHED_JOB` (empty when the task has no job); of the worker's own
+//!   environment, what [`TaskEnv`] lets through (setting `task_env`): never
+//!   a `DISTSCHED_*` variable (those are the node's settings, such as its
+//!   Redis URL and HTTP token), nor any variable whose value contains one of
+//!   the node's secrets (see [`ShellExecutor::with_secrets`]);
 //! - exit 0 is a success, any other exit code a failure with that code, death
 //!   by signal N a failure with code 128+N;
 //! - the last line of stdout that parses as JSON becomes `result.data`;
@@ -80,6 +84,71 @@ const MESSAGE_STDERR: usize = 256;
 const POLL_FIRST: Duration = Duration::from_millis(1);
 const POLL_MAX: Duration = Duration::from_millis(10);
 
+/// Shortest secret looked for in the values of the worker's environment
+/// ([`ShellExecutor::with_secrets`]): a shorter one would match ordinary
+/// values (a password `abc` is in `/usr/lib/abc`), and is weak anyway.
+pub const MIN_SECRET: usize = 6;
+
+/// Which of the worker's environment variables a task's program gets
+/// (setting `task_env`). Whatever the choice, `DISTSCHED_*` variables and
+/// variables holding a node secret are withheld, and the task's own
+/// `DISTSCHED_TASK_ID`, `DISTSCHED_ATTEMPT`, `DISTSCHED_JOB` and
+/// `DISTSCHED_PAYLOAD` are set.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum TaskEnv {
+    /// The worker's environment minus what is always withheld. The
+    /// default (`inherit`).
+    #[default]
+    Inherit,
+    /// An empty environment plus these variables of the worker's, where
+    /// set (`PATH,HOME,LANG`; `none` for no variable at all).
+    Allow(Vec<String>),
+}
+
+impl TaskEnv {
+    /// Parses `inherit`, `none`, or a comma-separated list of variable
+    /// names (`[A-Za-z_][A-Za-z0-9_]*`, not `DISTSCHED_*`).
+    pub fn parse(text: &str) -> Result<TaskEnv, String> {
+        const HINT: &str = "expected inherit, none, or variable names like PATH,HOME,LANG";
+        match text.trim() {
+            "inherit" => return Ok(TaskEnv::Inherit),
+            "none" => return Ok(TaskEnv::Allow(Vec::new())),
+            "" => return Err(HINT.into()),
+            _ => {}
+        }
+        let mut names: Vec<String> = Vec::new();
+        for name in text.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+            let mut bytes = name.bytes();
+            let valid = bytes
+                .next()
+                .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
+                && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_');
+            if !valid {
+                return Err(format!("`{name}` is not a variable name; {HINT}"));
+            }
+            if name.starts_with("DISTSCHED_") {
+                return Err(format!(
+                    "`{name}`: DISTSCHED_* variables are never passed to tasks (their own are always set)"
+                ));
+            }
+            if !names.iter().any(|n| n == name) {
+                names.push(name.to_string());
+            }
+        }
+        Ok(TaskEnv::Allow(names))
+    }
+}
+
+impl std::fmt::Display for TaskEnv {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TaskEnv::Inherit => f.write_str("inherit"),
+            TaskEnv::Allow(names) if names.is_empty() => f.write_str("none"),
+            TaskEnv::Allow(names) => f.write_str(&names.join(",")),
+        }
+    }
+}
+
 /// Runs a command for each task. See the [module docs](self) for the
 /// contract with the program.
 #[derive(Debug, Clone)]
@@ -88,6 +157,10 @@ pub struct ShellExecutor {
     /// payload.
     argv: Option<Vec<String>>,
     kill_grace: Duration,
+    env: TaskEnv,
+    /// Values no variable passed to a task may contain (at least
+    /// [`MIN_SECRET`] bytes each).
+    secrets: Vec<String>,
 }
 
 impl ShellExecutor {
@@ -100,6 +173,8 @@ impl ShellExecutor {
         ShellExecutor {
             argv: Some(argv),
             kill_grace: KILL_GRACE,
+            env: TaskEnv::Inherit,
+            secrets: Vec::new(),
         }
     }
 
@@ -112,6 +187,8 @@ impl ShellExecutor {
         ShellExecutor {
             argv: None,
             kill_grace: KILL_GRACE,
+            env: TaskEnv::Inherit,
+            secrets: Vec::new(),
         }
     }
 
@@ -119,6 +196,27 @@ impl ShellExecutor {
     /// and SIGKILL (default [`KILL_GRACE`]).
     pub fn with_kill_grace(mut self, grace: Duration) -> ShellExecutor {
         self.kill_grace = grace;
+        self
+    }
+
+    /// Sets which of the worker's variables the program gets (default
+    /// [`TaskEnv::Inherit`]).
+    pub fn with_env(mut self, env: TaskEnv) -> ShellExecutor {
+        self.env = env;
+        self
+    }
+
+    /// Sets the node's secrets (its Redis password, HTTP token; default
+    /// none): a variable whose value contains one is not passed on, whatever
+    /// its name (`REDIS_URL=redis://:pw@...`), and the log names it. This is
+    /// a cheap second line behind withholding `DISTSCHED_*`: one substring
+    /// search per variable and secret at each start. Secrets shorter than
+    /// [`MIN_SECRET`] bytes are ignored.
+    pub fn with_secrets(mut self, secrets: Vec<String>) -> ShellExecutor {
+        self.secrets = secrets
+            .into_iter()
+            .filter(|s| s.len() >= MIN_SECRET)
+            .collect();
         self
     }
 
@@ -273,6 +371,8 @@ impl ShellExecutor {
     fn run(&self, ctx: &mut TaskContext, argv: Vec<String>, input: String) -> Outcome {
         let started = Instant::now();
         let mut command = Command::new(&argv[0]);
+        // First, since `env_clear` would also drop the task's own variables.
+        self.environment(ctx, &mut command);
         command
             .args(&argv[1..])
             .env("DISTSCHED_TASK_ID", &ctx.task_id)
@@ -286,8 +386,6 @@ impl ShellExecutor {
         if input.len() <= MAX_ENV_PAYLOAD {
             command.env("DISTSCHED_PAYLOAD", &input);
         } else {
-            // Inherited from the worker's own environment otherwise.
-            command.env_remove("DISTSCHED_PAYLOAD");
             ctx.log(format!(
                 "shell: payload of {} bytes is only on stdin (DISTSCHED_PAYLOAD is limited to {MAX_ENV_PAYLOAD})",
                 input.len()
@@ -366,6 +464,54 @@ impl ShellExecutor {
                     Outcome::Failed(result)
                 }
             }
+        }
+    }
+
+    /// Applies the environment policy to `command`: `DISTSCHED_*` and
+    /// secret-holding variables of the worker are withheld, and with an
+    /// allowlist only the named ones are copied into an empty environment.
+    /// The worker's environment is read at each start, not once, so that
+    /// an embedding program's later `set_var` cannot slip past the policy.
+    fn environment(&self, ctx: &mut TaskContext, command: &mut Command) {
+        let mut withheld: Vec<String> = Vec::new();
+        let mut passes = |name: &std::ffi::OsStr, value: &std::ffi::OsStr| {
+            if name.as_encoded_bytes().starts_with(b"DISTSCHED_") {
+                return false;
+            }
+            let value = value.as_encoded_bytes();
+            let leaks = self
+                .secrets
+                .iter()
+                .any(|secret| value.windows(secret.len()).any(|w| w == secret.as_bytes()));
+            if leaks {
+                withheld.push(name.to_string_lossy().into_owned());
+            }
+            !leaks
+        };
+        match &self.env {
+            TaskEnv::Inherit => {
+                for (name, value) in std::env::vars_os() {
+                    if !passes(&name, &value) {
+                        command.env_remove(&name);
+                    }
+                }
+            }
+            TaskEnv::Allow(names) => {
+                command.env_clear();
+                for name in names {
+                    if let Some(value) = std::env::var_os(name)
+                        && passes(name.as_ref(), &value)
+                    {
+                        command.env(name, value);
+                    }
+                }
+            }
+        }
+        if !withheld.is_empty() {
+            ctx.log(format!(
+                "shell: not passed to the task (the value holds a node secret): {}",
+                withheld.join(", ")
+            ));
         }
     }
 
@@ -693,6 +839,28 @@ mod tests {
         assert!(parse_command("echo 'oops").is_err());
         assert!(parse_command("echo \"oops").is_err());
         assert!(parse_command("echo oops\\").is_err());
+    }
+
+    #[test]
+    fn task_env_parses_and_refuses_bad_names() {
+        assert_eq!(TaskEnv::parse("inherit"), Ok(TaskEnv::Inherit));
+        assert_eq!(TaskEnv::parse("none"), Ok(TaskEnv::Allow(vec![])));
+        assert_eq!(
+            TaskEnv::parse(" PATH, HOME,,_X1,PATH"),
+            Ok(TaskEnv::Allow(vec![
+                "PATH".into(),
+                "HOME".into(),
+                "_X1".into()
+            ]))
+        );
+        assert_eq!(
+            TaskEnv::parse("PATH,HOME").unwrap().to_string(),
+            "PATH,HOME"
+        );
+        for bad in ["", "1PATH", "PA-TH", "PATH=1", "A B", "DISTSCHED_REDIS_URL"] {
+            let err = TaskEnv::parse(bad).unwrap_err();
+            assert!(!err.contains('\n'), "{bad}: {err}");
+        }
     }
 
     #[test]

@@ -11,15 +11,22 @@ use std::sync::LazyLock;
 
 use redis::Script;
 
+use crate::executor::MAX_TASK_LOG_BYTES;
+
 const FENCE: &str = include_str!("lua/fence.lua");
 const LIB: &str = include_str!("lua/lib.lua");
 
+/// The constants `lib.lua` takes from Rust, so each has one definition.
+fn lib_constants() -> String {
+    format!("local LOG_BYTES = {MAX_TASK_LOG_BYTES}")
+}
+
 fn plain(body: &str) -> Script {
-    Script::new(&format!("{LIB}\n{body}"))
+    Script::new(&format!("{}\n{LIB}\n{body}", lib_constants()))
 }
 
 fn fenced(body: &str) -> Script {
-    Script::new(&format!("{FENCE}\n{LIB}\n{body}"))
+    Script::new(&format!("{FENCE}\n{}\n{LIB}\n{body}", lib_constants()))
 }
 
 /// Take the leader lease (SET NX PX + INCR epoch). Not fenced: it is how a

@@ -365,6 +365,17 @@ impl NodeProc {
     /// Starts `distsched node --id ID --redis URL --ns NS` with the [`FAST`]
     /// timings followed by `extra` (a later flag overrides an earlier one).
     pub fn start(url: &str, ns: &str, id: &str, extra: &[&str]) -> NodeProc {
+        NodeProc::start_with_env(url, ns, id, extra, &[])
+    }
+
+    /// [`NodeProc::start`] with `env` added to the node's clean environment.
+    pub fn start_with_env(
+        url: &str,
+        ns: &str,
+        id: &str,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> NodeProc {
         let dir = TempDir::new(&format!("node-{id}"));
         let log_path = dir.join("node.log");
         let log = File::create(&log_path).expect("create node log");
@@ -376,6 +387,7 @@ impl NodeProc {
             .args(FAST)
             .args(extra)
             .env("RUST_LOG", "warn,distsched=info")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("clone log handle"))
             .stderr(log)

@@ -15,22 +15,68 @@ local function pending_score(priority, seq)
   return (1000 - tonumber(priority)) * 1099511627776 + tonumber(seq)
 end
 
--- Appends lines to task `task`'s log `key`, keeping the newest `cap`. A
--- log created for a task that has ended already (a late, stale result)
--- expires with it; one created for a live task is marked in the task
--- (`logged`), so that ending a task that never logged skips the log.
-local function append_log(task, key, lines, cap)
-  if #lines > 0 then
-    if redis.call('RPUSH', key, unpack(lines)) == #lines then
-      local ttl = redis.call('PTTL', task)
-      if ttl > 0 then
-        redis.call('PEXPIRE', key, ttl)
-      elseif ttl == -1 then
-        redis.call('HSET', task, 'logged', '1')
-      end
-    end
-    redis.call('LTRIM', key, -cap, -1)
+-- Drops the oldest lines of log `key` (`len` lines, `total` bytes) until it
+-- holds at most `cap` lines and LOG_BYTES bytes (LOG_BYTES is prepended to
+-- this file by scripts.rs, from MAX_TASK_LOG_BYTES), and keeps one note at
+-- its head saying what was dropped so far (the task's `log_dropped_lines`
+-- and `log_dropped_bytes`; the note itself is not counted). Only called
+-- once a cap is passed: the per-line work here is for logs being cut.
+local function trim_log(task, key, len, total, cap)
+  local d = redis.call('HMGET', task, 'log_dropped_lines', 'log_dropped_bytes')
+  local lines, bytes = tonumber(d[1] or 0), tonumber(d[2] or 0)
+  if d[1] then
+    redis.call('LPOP', key)
+    len = len - 1
   end
+  local keep = cap - 1
+  while len > 0 and (len > keep or total > LOG_BYTES) do
+    -- At most 64 lines more than the line cap asks for per round, guessed
+    -- from the mean line size, so mixed sizes do not drop much more than
+    -- needed.
+    local k = 1
+    if total > LOG_BYTES then
+      k = math.min(math.ceil((total - LOG_BYTES) * len / total), 64)
+    end
+    k = math.max(k, len - keep, 1)
+    local gone = redis.call('LPOP', key, k)
+    if not gone then break end
+    for _, l in ipairs(gone) do
+      total = total - #l
+      bytes = bytes + #l
+    end
+    lines = lines + #gone
+    len = len - #gone
+  end
+  if len <= 0 then total = 0 end
+  redis.call('LPUSH', key, '(log cap ' .. cap .. ' lines / ' .. (LOG_BYTES / 1024) .. ' KiB reached: ' ..
+    lines .. ' earlier lines, ' .. bytes .. ' bytes dropped)')
+  redis.call('HSET', task, 'log_bytes', total, 'log_dropped_lines', lines, 'log_dropped_bytes', bytes)
+end
+
+-- Appends lines to task `task`'s log `key`, keeping the newest within `cap`
+-- lines and LOG_BYTES bytes over all attempts (the task's `log_bytes`
+-- counts them). The task must exist: the counter lives in its hash. A log
+-- created for a task that has ended already (a late, stale result) expires
+-- with it; one created for a live task is marked in the task (`logged`),
+-- so that ending a task that never logged skips the log. Costs RPUSH +
+-- HINCRBY while within the caps (no more commands than the LTRIM it
+-- replaced), and nothing for no lines.
+local function append_log(task, key, lines, cap)
+  local n = #lines
+  if n == 0 then return end
+  local len = redis.call('RPUSH', key, unpack(lines))
+  if len == n then
+    local ttl = redis.call('PTTL', task)
+    if ttl > 0 then
+      redis.call('PEXPIRE', key, ttl)
+    elseif ttl == -1 then
+      redis.call('HSET', task, 'logged', '1')
+    end
+  end
+  local bytes = 0
+  for j = 1, n do bytes = bytes + #lines[j] end
+  local total = redis.call('HINCRBY', task, 'log_bytes', bytes)
+  if len > cap or total > LOG_BYTES then trim_log(task, key, len, total, cap) end
 end
 
 -- Wakes the leader's scheduler thread unless a wake-up is already queued.

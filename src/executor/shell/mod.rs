@@ -42,19 +42,23 @@
 //! processes behind. A program that must outlive its task has to leave the
 //! group itself (`setsid`), and must then also close the pipes it inherited.
 
-use std::collections::VecDeque;
-use std::io::{self, BufRead, BufReader, Read, Write};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{Arc, Mutex};
-use std::thread;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender};
-use rustix::process::{Pid, Signal, WaitId, WaitIdOptions};
+use rustix::process::{Pid, Signal};
 use serde::Deserialize;
 
 use super::{Executor, Outcome, TaskContext, TaskResult};
+
+mod argv;
+mod output;
+mod process;
+
+pub use argv::parse_command;
+use argv::show_argv;
+use output::{Pipes, cut};
+use process::{Ending, describe_exit, signal_group};
 
 /// How long a timed-out or cancelled command gets between SIGTERM and
 /// SIGKILL (default for [`ShellExecutor::with_kill_grace`]).
@@ -268,79 +272,6 @@ fn adhoc_invocation(payload: &str) -> Result<(Vec<String>, String), String> {
     Ok((parsed.argv, parsed.input.to_string()))
 }
 
-/// Splits a command line into argv, the way a worker reads `--exec
-/// NAME=COMMAND`: words are separated by whitespace; `'...'` keeps its
-/// content literally; `"..."` too, except that `\"` and `\\` inside it stand
-/// for `"` and `\`; outside quotes `\` takes the next character literally.
-/// Quoted and unquoted parts next to each other form one word (`a'b c'` is
-/// `ab c`), and `''` is an empty word. No variables, globs or other shell
-/// syntax: the program runs without a shell.
-///
-/// Errors on an empty command, an unclosed quote or a trailing `\`.
-pub fn parse_command(text: &str) -> Result<Vec<String>, String> {
-    let mut argv = Vec::new();
-    let mut word = String::new();
-    // True once the current word has started, so `''` yields an empty word.
-    let mut in_word = false;
-    let mut chars = text.chars();
-    while let Some(c) = chars.next() {
-        match c {
-            c if c.is_whitespace() => {
-                if in_word {
-                    argv.push(std::mem::take(&mut word));
-                    in_word = false;
-                }
-            }
-            '\'' => {
-                in_word = true;
-                loop {
-                    match chars.next() {
-                        Some('\'') => break,
-                        Some(c) => word.push(c),
-                        None => return Err(format!("unclosed single quote in {text:?}")),
-                    }
-                }
-            }
-            '"' => {
-                in_word = true;
-                loop {
-                    match chars.next() {
-                        Some('"') => break,
-                        Some('\\') => match chars.next() {
-                            Some(c @ ('"' | '\\')) => word.push(c),
-                            Some(c) => {
-                                word.push('\\');
-                                word.push(c);
-                            }
-                            None => return Err(format!("unclosed double quote in {text:?}")),
-                        },
-                        Some(c) => word.push(c),
-                        None => return Err(format!("unclosed double quote in {text:?}")),
-                    }
-                }
-            }
-            '\\' => {
-                in_word = true;
-                match chars.next() {
-                    Some(c) => word.push(c),
-                    None => return Err(format!("trailing backslash in {text:?}")),
-                }
-            }
-            c => {
-                in_word = true;
-                word.push(c);
-            }
-        }
-    }
-    if in_word {
-        argv.push(word);
-    }
-    if argv.is_empty() {
-        return Err("empty command".into());
-    }
-    Ok(argv)
-}
-
 impl Executor for ShellExecutor {
     fn execute(&self, ctx: &mut TaskContext) -> Outcome {
         let (argv, input) = match self.invocation(ctx) {
@@ -361,12 +292,6 @@ impl Executor for ShellExecutor {
 }
 
 /// How the wait for the program ended.
-enum Ending {
-    Exited,
-    TimedOut,
-    Cancelled,
-}
-
 impl ShellExecutor {
     fn run(&self, ctx: &mut TaskContext, argv: Vec<String>, input: String) -> Outcome {
         let started = Instant::now();
@@ -514,44 +439,6 @@ impl ShellExecutor {
             ));
         }
     }
-
-    /// Waits for the program to exit, stopping its group on cancel or at the
-    /// deadline.
-    fn wait(&self, ctx: &TaskContext, pid: Pid) -> Ending {
-        let mut nap = POLL_FIRST;
-        loop {
-            if has_exited(pid) {
-                return Ending::Exited;
-            }
-            if ctx.is_cancelled() {
-                self.terminate(pid);
-                return Ending::Cancelled;
-            }
-            let left = ctx.remaining();
-            if left.is_zero() {
-                self.terminate(pid);
-                return Ending::TimedOut;
-            }
-            thread::sleep(nap.min(left));
-            nap = (nap * 2).min(POLL_MAX);
-        }
-    }
-
-    /// SIGTERM to the group, then up to the kill grace for the program to
-    /// exit. The caller SIGKILLs the group afterwards in every case.
-    fn terminate(&self, pid: Pid) {
-        signal_group(pid, Signal::TERM);
-        let until = Instant::now() + self.kill_grace;
-        let mut nap = POLL_FIRST;
-        while !has_exited(pid) {
-            let left = until.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return;
-            }
-            thread::sleep(nap.min(left));
-            nap = (nap * 2).min(POLL_MAX);
-        }
-    }
 }
 
 fn timed_out(ctx: &mut TaskContext, data: serde_json::Value) -> Outcome {
@@ -562,252 +449,6 @@ fn timed_out(ctx: &mut TaskContext, data: serde_json::Value) -> Outcome {
         message,
         data,
     })
-}
-
-/// `(code, message)` for an exit status: the exit code, or 128 + signal.
-fn describe_exit(status: ExitStatus) -> (i64, String) {
-    match (status.code(), status.signal()) {
-        (Some(code), _) => (i64::from(code), format!("exit {code}")),
-        (None, Some(signal)) => (
-            128 + i64::from(signal),
-            format!("killed by signal {signal}"),
-        ),
-        (None, None) => (-1, format!("ended with {status}")),
-    }
-}
-
-/// True once the child has exited. Uses `waitid(WNOWAIT)` rather than
-/// `try_wait`: the child stays unreaped (a zombie), so its pid, which is also
-/// its process group id, cannot be handed to another process before we have
-/// signalled the group for the last time.
-fn has_exited(pid: Pid) -> bool {
-    let options = WaitIdOptions::EXITED | WaitIdOptions::NOHANG | WaitIdOptions::NOWAIT;
-    loop {
-        match rustix::process::waitid(WaitId::Pid(pid), options) {
-            Ok(status) => return status.is_some(),
-            Err(rustix::io::Errno::INTR) => continue,
-            // ECHILD and the like: nothing left to wait for.
-            Err(_) => return true,
-        }
-    }
-}
-
-/// Signals the whole group; a group that is already gone (ESRCH) is fine.
-fn signal_group(pid: Pid, signal: Signal) {
-    let _ = rustix::process::kill_process_group(pid, signal);
-}
-
-/// `text` cut to at most `max` bytes at a character boundary, with `…` when
-/// cut.
-fn cut(text: &str, max: usize) -> String {
-    if text.len() <= max {
-        return text.to_owned();
-    }
-    let mut end = max;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &text[..end])
-}
-
-fn show_argv(argv: &[String]) -> String {
-    argv.iter()
-        .map(|arg| {
-            if !arg.is_empty() && !arg.contains(|c: char| c.is_whitespace() || "'\"\\".contains(c))
-            {
-                arg.clone()
-            } else {
-                format!("{arg:?}")
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
-/// The last lines of one output stream.
-#[derive(Default)]
-struct Tail {
-    lines: VecDeque<String>,
-    bytes: usize,
-    /// Earlier lines dropped to respect the caps.
-    dropped: usize,
-    /// The last line that parsed as JSON (stdout only).
-    last_json: Option<serde_json::Value>,
-}
-
-impl Tail {
-    fn push(&mut self, line: String) {
-        self.bytes += line.len();
-        self.lines.push_back(line);
-        while self.lines.len() > TAIL_LINES || (self.bytes > TAIL_BYTES && self.lines.len() > 1) {
-            if let Some(old) = self.lines.pop_front() {
-                self.bytes -= old.len();
-                self.dropped += 1;
-            }
-        }
-    }
-
-    fn last_line(&self) -> Option<&str> {
-        self.lines
-            .iter()
-            .rev()
-            .map(|line| line.trim())
-            .find(|line| !line.is_empty())
-    }
-}
-
-/// What the helper threads collected.
-struct Output {
-    stdout: Tail,
-    stderr: Tail,
-    /// False when a reader did not reach end-of-file in time.
-    complete: bool,
-}
-
-impl Output {
-    fn log_to(&self, ctx: &mut TaskContext) {
-        for (name, tail) in [("stdout", &self.stdout), ("stderr", &self.stderr)] {
-            if tail.dropped > 0 {
-                ctx.log(format!("{name}: ({} earlier lines dropped)", tail.dropped));
-            }
-            for line in &tail.lines {
-                ctx.log(format!("{name}: {line}"));
-            }
-        }
-        if !self.complete {
-            ctx.log(
-                "shell: output still open after the command ended (a process that left \
-                 its group holds it); output may be incomplete",
-            );
-        }
-    }
-}
-
-/// The stdin writer and the two output readers of one child.
-struct Pipes {
-    stdout: Arc<Mutex<Tail>>,
-    stderr: Arc<Mutex<Tail>>,
-    /// One message per helper thread when it is done.
-    done: Receiver<()>,
-    threads: usize,
-}
-
-impl Pipes {
-    fn start(child: &mut Child, input: String) -> io::Result<Pipes> {
-        let (done_tx, done) = crossbeam_channel::unbounded();
-        let stdout = Arc::new(Mutex::new(Tail::default()));
-        let stderr = Arc::new(Mutex::new(Tail::default()));
-        let mut pipes = Pipes {
-            stdout: stdout.clone(),
-            stderr: stderr.clone(),
-            done,
-            threads: 0,
-        };
-        if let Some(mut stdin) = child.stdin.take() {
-            // A thread, because a payload larger than the pipe buffer would
-            // block on a program that does not read it.
-            spawn_helper("distsched-shell-in", &done_tx, move || {
-                let mut text = input.into_bytes();
-                text.push(b'\n');
-                // EPIPE just means the program did not read its stdin.
-                let _ = stdin.write_all(&text);
-            })?;
-            pipes.threads += 1;
-        }
-        if let Some(out) = child.stdout.take() {
-            spawn_helper("distsched-shell-out", &done_tx, move || {
-                read_lines(out, &stdout, true)
-            })?;
-            pipes.threads += 1;
-        }
-        if let Some(err) = child.stderr.take() {
-            spawn_helper("distsched-shell-err", &done_tx, move || {
-                read_lines(err, &stderr, false)
-            })?;
-            pipes.threads += 1;
-        }
-        Ok(pipes)
-    }
-
-    /// Waits (bounded) for the helpers to finish and takes their output.
-    fn finish(self) -> Output {
-        let until = Instant::now() + PIPE_GRACE;
-        let mut finished = 0;
-        while finished < self.threads && self.done.recv_deadline(until).is_ok() {
-            finished += 1;
-        }
-        let take = |tail: &Arc<Mutex<Tail>>| {
-            std::mem::take(&mut *tail.lock().unwrap_or_else(|e| e.into_inner()))
-        };
-        Output {
-            stdout: take(&self.stdout),
-            stderr: take(&self.stderr),
-            complete: finished == self.threads,
-        }
-    }
-}
-
-fn spawn_helper(
-    name: &str,
-    done: &Sender<()>,
-    work: impl FnOnce() + Send + 'static,
-) -> io::Result<()> {
-    let done = done.clone();
-    crate::component::spawn_thread(name.into(), move || {
-        work();
-        let _ = done.send(());
-    })?;
-    Ok(())
-}
-
-/// Reads `stream` line by line into `tail` until end-of-file. A line is cut
-/// at [`TAIL_BYTES`] so that a program writing without newlines cannot make
-/// the worker buffer without bound.
-fn read_lines(stream: impl Read, tail: &Mutex<Tail>, want_json: bool) {
-    let mut reader = BufReader::with_capacity(8192, stream);
-    let mut line: Vec<u8> = Vec::new();
-    loop {
-        let (used, newline) = match reader.fill_buf() {
-            Ok([]) => break,
-            Ok(buf) => {
-                let (chunk, newline) = match buf.iter().position(|&b| b == b'\n') {
-                    Some(at) => (&buf[..at], true),
-                    None => (buf, false),
-                };
-                let room = TAIL_BYTES.saturating_sub(line.len());
-                line.extend_from_slice(&chunk[..chunk.len().min(room)]);
-                (chunk.len() + usize::from(newline), newline)
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(_) => break,
-        };
-        reader.consume(used);
-        if newline {
-            finish_line(&mut line, tail, want_json);
-        }
-    }
-    if !line.is_empty() {
-        finish_line(&mut line, tail, want_json);
-    }
-}
-
-fn finish_line(line: &mut Vec<u8>, tail: &Mutex<Tail>, want_json: bool) {
-    if line.last() == Some(&b'\r') {
-        line.pop();
-    }
-    let text = String::from_utf8_lossy(line).into_owned();
-    line.clear();
-    // Parse outside the lock; most lines fail at the first byte.
-    let json = if want_json {
-        serde_json::from_str::<serde_json::Value>(text.trim()).ok()
-    } else {
-        None
-    };
-    let mut tail = tail.lock().unwrap_or_else(|e| e.into_inner());
-    if json.is_some() {
-        tail.last_json = json;
-    }
-    tail.push(text);
 }
 
 #[cfg(test)]
@@ -861,23 +502,5 @@ mod tests {
             let err = TaskEnv::parse(bad).unwrap_err();
             assert!(!err.contains('\n'), "{bad}: {err}");
         }
-    }
-
-    #[test]
-    fn tail_keeps_the_last_lines_within_caps() {
-        let mut tail = Tail::default();
-        for i in 0..250 {
-            tail.push(format!("line {i}"));
-        }
-        assert_eq!(tail.lines.len(), TAIL_LINES);
-        assert_eq!(tail.dropped, 150);
-        assert_eq!(tail.lines.front().map(String::as_str), Some("line 150"));
-
-        let mut tail = Tail::default();
-        for _ in 0..4 {
-            tail.push("x".repeat(TAIL_BYTES / 2));
-        }
-        assert!(tail.bytes <= TAIL_BYTES);
-        assert_eq!(tail.dropped, 2);
     }
 }

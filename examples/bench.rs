@@ -74,7 +74,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use distsched::config::parse_duration;
-use distsched::store::{Keys, scripts};
+use distsched::internal::{Keys, scripts};
 use distsched::{Client, JobSpec, Status, TaskSpec};
 
 type BoxResult<T> = Result<T, Box<dyn std::error::Error>>;

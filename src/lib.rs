@@ -19,37 +19,58 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-pub mod balancer;
-pub mod client;
-pub mod component;
+// The public API: the modules an embedding program reads (settings and
+// their parsers; executors to register) and the re-exports below.
 pub mod config;
-pub mod dispatcher;
-pub mod error;
 pub mod executor;
-pub mod firing;
-pub mod heartbeat;
-pub mod http;
-pub mod leader;
-pub mod metrics;
-pub mod model;
-pub mod node;
-pub mod recoverer;
-pub mod schedule;
-pub mod scheduler;
-pub mod stats;
-pub mod store;
-pub mod worker;
+
+// Internals: the threads, the store, the leader's components. Reachable
+// from outside only through [`internal`], which carries no stability
+// promise.
+pub(crate) mod client;
+pub(crate) mod component;
+pub(crate) mod error;
+pub(crate) mod heartbeat;
+pub(crate) mod http;
+pub(crate) mod leader;
+pub(crate) mod metrics;
+pub(crate) mod model;
+pub(crate) mod node;
+pub(crate) mod schedule;
+pub(crate) mod stats;
+pub(crate) mod store;
+pub(crate) mod worker;
+
+pub(crate) use leader::{balancer, dispatcher, firing, recoverer, scheduler};
 
 pub use balancer::Balancer;
-pub use client::Client;
+pub use client::{Client, ListFilter, Submitted};
 pub use config::{Config, Role};
 pub use error::{Error, Result};
-pub use executor::{Executor, Outcome, TaskContext, TaskResult};
+pub use executor::{Executor, FnExecutor, Outcome, TaskContext, TaskResult};
 pub use model::job::{Concurrency, JobSpec, JobStatus};
 pub use model::node::{LeaderStatus, NodeInfo, NodeStatus};
 pub use model::task::{Attempt, Status, Task, TaskSpec};
 pub use node::{Node, NodeBuilder, NodeHandle};
 pub use schedule::Misfire;
+pub use stats::ClusterStats;
+
+/// Not part of the API: what the `distsched` binary, the examples and the
+/// test suite reach inside the crate for (key names, scripts, the
+/// balancer's hash, cron schedules, HTTP limits). May change in any
+/// release.
+#[doc(hidden)]
+pub mod internal {
+    pub use crate::balancer::rendezvous;
+    pub use crate::recoverer::tick;
+    pub use crate::schedule::Schedule;
+    pub use crate::store::{Fence, Keys, Store, scripts};
+
+    /// The HTTP server's limits.
+    pub mod http {
+        pub use crate::http::*;
+    }
+}
 
 /// A random number in `[0, 1)`, for jitter. Not for cryptography.
 pub(crate) fn random_unit() -> f64 {

@@ -16,8 +16,8 @@ mod text;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
-pub use registry::{HTTP_CODES, METRICS, Metrics, OUTCOMES};
-pub use text::{Encoder, Kind, escape_label, format_value};
+pub use registry::METRICS;
+pub use text::{Encoder, Kind};
 
 /// A monotonically increasing count.
 pub struct Counter(AtomicU64);
@@ -68,11 +68,6 @@ impl Gauge {
     /// Subtracts 1.
     pub fn dec(&self) {
         self.0.fetch_sub(1, Ordering::Relaxed);
-    }
-
-    /// Sets the value.
-    pub fn set(&self, v: i64) {
-        self.0.store(v, Ordering::Relaxed);
     }
 
     /// The current value.

@@ -236,7 +236,8 @@ impl Schedule {
     }
 }
 
-/// Unix ms for a UTC date-time, for tests and tools.
+/// Unix ms for a UTC date-time, for tests.
+#[cfg(test)]
 pub fn utc_ms(y: i32, mo: u32, d: u32, h: u32, mi: u32, s: u32) -> i64 {
     Utc.with_ymd_and_hms(y, mo, d, h, mi, s)
         .single()

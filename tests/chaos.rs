@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use distsched::client::ListFilter;
+use distsched::ListFilter;
 use distsched::{Client, Status, TaskSpec};
 use support::{NodeProc, RedisServer, TempDir, report, unique_ns, wait_until};
 

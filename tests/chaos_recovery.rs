@@ -208,7 +208,7 @@ fn a_frozen_worker_cannot_overwrite_the_retry() {
 fn a_lost_finish_reply_strands_no_refilled_task() {
     let redis = RedisServer::start();
     let ns = unique_ns("lost-reply");
-    let finish = distsched::store::scripts::FINISH.get_hash().to_string();
+    let finish = distsched::internal::scripts::FINISH.get_hash().to_string();
     let proxy = support::ReplyCutter::start(redis.port(), &finish, 5);
     let _leader = NodeProc::start(&redis.url(), &ns, "lead", &["--role", "scheduler"]);
     let worker = NodeProc::start(

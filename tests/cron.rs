@@ -15,7 +15,7 @@ mod support;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
-use distsched::store::scripts;
+use distsched::internal::scripts;
 use distsched::{Client, Concurrency, JobSpec};
 use support::*;
 

@@ -725,7 +725,7 @@ fn names_are_checked_and_odd_stored_ids_still_work() {
         &json!({"executor": "noop", "id": "plain", "delay_ms": 3600000}),
     );
     assert_eq!(made.status, 201, "{made:?}");
-    let keys = distsched::store::Keys::new(&ns);
+    let keys = distsched::internal::Keys::new(&ns);
     let odd = "odd id|@1";
     let mut r = redis.client();
     let score: f64 = redis::cmd("ZSCORE")

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use distsched::http::{BACKLOG, HANDLERS, PROBE_PENDING};
+use distsched::internal::http::{BACKLOG, HANDLERS, PROBE_PENDING};
 use support::{NodeProc, RedisServer, free_port, report, unique_ns, wait_until};
 
 const TOKEN: &str = "h0stile-t0ken";

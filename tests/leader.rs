@@ -6,7 +6,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use distsched::Error;
-use distsched::store::{Fence, Keys, Store, scripts};
+use distsched::internal::{Fence, Keys, Store, scripts};
 
 use support::*;
 
@@ -355,7 +355,7 @@ fn a_frozen_leader_is_fenced_after_it_resumes() {
 fn recover_tick(store: &Store, fence: &Fence) -> distsched::Result<Vec<String>> {
     let timeout = Duration::from_millis(1500);
     let retention = Duration::from_secs(3600);
-    distsched::recoverer::tick(store, &mut store.conn("test"), fence, timeout, retention)
+    distsched::internal::tick(store, &mut store.conn("test"), fence, timeout, retention)
         .map(|r| r.dead)
 }
 

@@ -7,7 +7,7 @@ mod support;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-use distsched::balancer::rendezvous;
+use distsched::internal::rendezvous;
 use distsched::{Balancer, Status, Task, TaskSpec};
 use serde_json::json;
 
@@ -379,7 +379,7 @@ fn drain_sampling_held(
     workers: &[&str],
     ids: &[String],
 ) -> (Vec<Task>, u64) {
-    let keys = distsched::store::Keys::new(ns);
+    let keys = distsched::internal::Keys::new(ns);
     let mut most = 0;
     wait_until(WAIT, &format!("{} tasks ended", ids.len()), || {
         for w in workers {

@@ -22,7 +22,7 @@ use support::*;
 /// How long any single wait in this file may take before the test fails.
 const WAIT: Duration = Duration::from_secs(20);
 
-fn ids_of(submitted: &[distsched::client::Submitted]) -> Vec<String> {
+fn ids_of(submitted: &[distsched::Submitted]) -> Vec<String> {
     submitted.iter().map(|s| s.id.clone()).collect()
 }
 
@@ -665,7 +665,7 @@ fn a_backlog_waiting_for_a_full_worker_does_not_block_tasks_others_can_run() {
     let key = (0..)
         .map(|i| format!("key-{i}"))
         .find(|k| {
-            distsched::balancer::rendezvous(k, "busy") > distsched::balancer::rendezvous(k, "idle")
+            distsched::internal::rendezvous(k, "busy") > distsched::internal::rendezvous(k, "idle")
         })
         .expect("a key owned by busy");
     let mut backlog: Vec<TaskSpec> = (0..600).map(|i| once("x", json!(i))).collect();
@@ -737,7 +737,7 @@ fn a_tick_with_every_worker_full_reads_none_of_the_backlog() {
 
     let mut conn = redis.client();
     reset_command_stats(&mut conn);
-    let read_sha = distsched::store::scripts::DISPATCH_READ
+    let read_sha = distsched::internal::scripts::DISPATCH_READ
         .get_hash()
         .to_string();
     let reads = |conn: &mut redis::Connection| {

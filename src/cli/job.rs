@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use lexopt::Parser;
 
-use distsched::schedule::Schedule;
+use distsched::internal::Schedule;
 use distsched::{Concurrency, JobSpec, JobStatus, Misfire};
 
 use super::time::format_time;

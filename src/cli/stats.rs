@@ -3,7 +3,7 @@
 
 use lexopt::Parser;
 
-use distsched::stats::ClusterStats;
+use distsched::ClusterStats;
 
 use super::{CliResult, exit, human_ms, print_json, print_table};
 

@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use lexopt::Parser;
 
-use distsched::client::ListFilter;
+use distsched::ListFilter;
 use distsched::config::format_duration;
 use distsched::{Balancer, Status, Task, TaskSpec};
 

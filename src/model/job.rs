@@ -116,7 +116,7 @@ pub struct JobSpec {
     #[serde(default = "JobSpec::default_misfire_threshold_ms")]
     pub misfire_threshold_ms: u64,
     /// Most missed slots `fire_all` fires (the latest ones). Default 100;
-    /// at most [`MAX_CATCH_UPS`](crate::schedule::MAX_CATCH_UPS) are fired
+    /// at most 10,000 (`MAX_CATCH_UPS`) are fired
     /// whatever the cap.
     #[serde(default = "JobSpec::default_fire_all_cap")]
     pub fire_all_cap: u32,

@@ -18,7 +18,7 @@ use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use distsched::store::Keys;
+use distsched::internal::Keys;
 
 /// The binary under test.
 pub const BIN: &str = env!("CARGO_BIN_EXE_distsched");

@@ -68,10 +68,6 @@ pub struct Dispatcher {
 
 /// What one tick saw and did.
 pub struct Tick {
-    /// Tasks moved onto worker queues.
-    pub dispatched: usize,
-    /// Tasks read from `pending` and parks.
-    pub read: usize,
     /// True when the tick made progress and left work that the next tick
     /// can do at once (a full batch, or parks still being put back).
     pub again: bool,
@@ -251,8 +247,6 @@ impl Dispatcher {
 
         if plan.assign.is_empty() && parks.is_empty() && put_back.is_empty() {
             return Ok(Tick {
-                dispatched: 0,
-                read,
                 again: false,
                 now_ms,
                 next_due_ms,
@@ -307,8 +301,6 @@ impl Dispatcher {
         }
         let progress = dispatched + parked + returned > 0;
         Ok(Tick {
-            dispatched,
-            read,
             again: progress
                 && ((limit > 0 && from_pending == limit) || from_parks == BATCH || returned > 0),
             now_ms,

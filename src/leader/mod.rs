@@ -10,6 +10,18 @@
 //! until the current lease's PTTL runs out, or until a leader that shuts
 //! down gracefully releases the lease and pushes a notice: handover then
 //! takes one round trip, not a TTL.
+//!
+//! The folder holds the leader role: this file (the `leader` thread and the
+//! lease), `scheduler.rs` (the `scheduler` and `alarm` threads), `firing.rs`
+//! (cron firing, on the scheduler thread), `dispatcher.rs` and
+//! `balancer.rs` (dispatch, on the scheduler thread) and `recoverer.rs`
+//! (the `recoverer` thread).
+
+pub(crate) mod balancer;
+pub(crate) mod dispatcher;
+pub(crate) mod firing;
+pub(crate) mod recoverer;
+pub(crate) mod scheduler;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};

@@ -13,7 +13,21 @@ use crate::stats::ClusterStats;
 use crate::store::{Conn, Store, scripts};
 use crate::worker::LOG_CAP;
 
-/// A connection to one distsched namespace.
+/// A connection to one distsched namespace: submit, read, cancel and wait
+/// for tasks; add, change, trigger and remove cron jobs; read the cluster.
+/// Opens its Redis connection lazily and reconnects after errors.
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use distsched::{Client, Status, TaskSpec};
+///
+/// let mut client = Client::open("redis://127.0.0.1:6379", "distsched")?;
+/// let submitted = client.submit(&TaskSpec::new("report").with_key("report-2026-12-02"))?;
+/// if let Some(task) = client.wait(&submitted.id, Duration::from_secs(60))? {
+///     assert_eq!(task.status, Status::Success);
+/// }
+/// # Ok::<(), distsched::Error>(())
+/// ```
 pub struct Client {
     store: Store,
     conn: Conn,

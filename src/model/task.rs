@@ -90,6 +90,19 @@ pub const PRIORITY_RANGE: std::ops::RangeInclusive<i32> = -1000..=1000;
 
 /// A task to submit. Build with [`TaskSpec::new`] and the `with_` methods;
 /// unset fields take the documented defaults.
+///
+/// ```
+/// use std::time::Duration;
+/// use distsched::TaskSpec;
+///
+/// let spec = TaskSpec::new("mail")
+///     .with_payload(&serde_json::json!({"to": "ops@example.com"}))
+///     .with_delay(Duration::from_secs(30))
+///     .with_retries(5)
+///     .with_key("welcome-mail-42");
+/// spec.validate()?;
+/// # Ok::<(), distsched::Error>(())
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct TaskSpec {
     /// Executor name (a declared shell command, `http`, `rpc`, `shell` for

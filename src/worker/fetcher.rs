@@ -1,0 +1,186 @@
+//! The `fetcher` thread: claims queued items while pool slots are free
+//! (`START`, or `BLMPOP` when idle) and adopts tasks a lost reply started.
+
+use super::Claimed;
+use super::IDLE_BLOCK;
+use super::Shared;
+use crate::component::StopSignal;
+use crate::dispatcher::RECOVERY_GRACE;
+use crate::error::Result;
+use crate::store::Conn;
+use crate::store::scripts;
+use crossbeam_channel::Receiver;
+use crossbeam_channel::Sender;
+use std::sync::atomic::Ordering;
+
+pub(super) type ClaimRow = (String, u32, String, String, u64, String, i64, i64);
+
+/// Claims `pop` more items from the queue plus `items` already popped
+/// (`reclaim`: those items may already have been started by a call whose
+/// reply was lost).
+pub(super) fn claim(
+    shared: &Shared,
+    conn: &mut Conn,
+    items: &[String],
+    pop: usize,
+    reclaim: bool,
+) -> Result<Vec<Claimed>> {
+    let keys = &shared.store.keys;
+    let rows: Vec<ClaimRow> = conn.run(|c| {
+        scripts::START
+            .key(keys.queue(&shared.node))
+            .key(keys.running())
+            .arg(&shared.node)
+            .arg(keys.task_prefix())
+            .arg(pop)
+            .arg(RECOVERY_GRACE.as_millis() as u64)
+            .arg(if reclaim { "1" } else { "" })
+            .arg(items)
+            .invoke(c)
+    })?;
+    Ok(shared.register(rows, None))
+}
+
+/// Tasks running on this worker in Redis that no thread here knows of: a
+/// claim whose reply was lost to a connection error started them. Returned
+/// as queue items, to be re-claimed.
+pub(super) fn orphans(shared: &Shared, conn: &mut Conn) -> Result<Vec<String>> {
+    let keys = &shared.store.keys;
+    let held: Vec<String> =
+        conn.run(|c| redis::cmd("SMEMBERS").arg(keys.held(&shared.node)).query(c))?;
+    if held.is_empty() {
+        return Ok(Vec::new());
+    }
+    let states: Vec<(Option<String>, Option<String>, Option<String>)> = conn.run(|c| {
+        let mut pipe = redis::pipe();
+        for id in &held {
+            pipe.cmd("HMGET")
+                .arg(keys.task(id))
+                .arg("status")
+                .arg("attempt")
+                .arg("worker");
+        }
+        pipe.query(c)
+    })?;
+    let active = shared.active();
+    Ok(held
+        .into_iter()
+        .zip(states)
+        .filter_map(|(id, (status, attempt, worker))| {
+            let ours = status.as_deref() == Some("running")
+                && worker.as_deref() == Some(shared.node.as_str());
+            (ours && !active.contains_key(&id))
+                .then(|| format!("{id}|{}", attempt.unwrap_or_default()))
+        })
+        .collect())
+}
+
+pub(super) fn fetch_loop(
+    shared: &Shared,
+    ctl: &str,
+    slots: Receiver<()>,
+    jobs: Sender<Claimed>,
+    stop: StopSignal,
+) {
+    let mut conn = shared.store.conn("fetcher");
+    let queue = shared.store.keys.queue(&shared.node);
+    let adopt = shared.adopt_list();
+    let mut tokens = 0usize;
+    // Items this thread popped but could not claim, and whether a failed
+    // claim may have started tasks whose reply was lost.
+    let mut unclaimed: Vec<String> = Vec::new();
+    let mut suspect = false;
+    loop {
+        if tokens == 0 {
+            crossbeam_channel::select! {
+                recv(slots) -> _ => tokens += 1,
+                recv(stop.receiver()) -> _ => return,
+            }
+        }
+        tokens += slots.try_iter().count();
+        if stop.is_stopped() {
+            return;
+        }
+        // A reporter call that started refilled tasks may have lost its
+        // reply too.
+        suspect |= shared.suspect.swap(false, Ordering::SeqCst);
+        let attempt = if suspect {
+            // No refill may start tasks meanwhile: they would look orphaned.
+            let _refills = shared.refill_exclusive();
+            orphans(shared, &mut conn).and_then(|mut items| {
+                if !items.is_empty() {
+                    log::warn!(
+                        "fetcher: adopting {} tasks started by a claim whose reply was lost",
+                        items.len()
+                    );
+                }
+                items.append(&mut unclaimed.clone());
+                let pop = tokens.saturating_sub(items.len());
+                claim(shared, &mut conn, &items, pop, true)
+            })
+        } else {
+            claim(
+                shared,
+                &mut conn,
+                &unclaimed,
+                tokens.saturating_sub(unclaimed.len()),
+                false,
+            )
+        };
+        let mut claimed = match attempt {
+            Ok(c) => {
+                unclaimed.clear();
+                suspect = false;
+                c
+            }
+            Err(_) => {
+                suspect = true;
+                if stop.wait(conn.backoff()) {
+                    return;
+                }
+                continue;
+            }
+        };
+        if claimed.is_empty() {
+            let popped = conn.run_blocking(IDLE_BLOCK, |c| {
+                redis::cmd("BLMPOP")
+                    .arg(IDLE_BLOCK.as_secs_f64())
+                    .arg(3)
+                    .arg(&queue)
+                    .arg(ctl)
+                    .arg(&adopt)
+                    .arg("RIGHT")
+                    .arg("COUNT")
+                    .arg(tokens)
+                    .query::<Option<(String, Vec<String>)>>(c)
+            });
+            match popped {
+                Ok(Some((key, _))) if key == ctl => return,
+                // A reporter's lost reply may have started tasks.
+                Ok(Some((key, _))) if key == adopt => suspect = true,
+                Ok(Some((_, items))) => match claim(shared, &mut conn, &items, 0, false) {
+                    Ok(c) => claimed = c,
+                    Err(_) => {
+                        // Keep the items; claim them (or adopt what the
+                        // failed call started) once Redis answers again.
+                        unclaimed = items;
+                        suspect = true;
+                        continue;
+                    }
+                },
+                Ok(None) => {}
+                Err(_) => {
+                    if stop.wait(conn.backoff()) {
+                        return;
+                    }
+                }
+            }
+        }
+        for c in claimed {
+            tokens = tokens.saturating_sub(1);
+            if !shared.hand_to_pool(&jobs, c) {
+                return;
+            }
+        }
+    }
+}

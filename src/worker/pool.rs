@@ -1,0 +1,59 @@
+//! The `pool-N` threads' work: run one claimed task's executor with its
+//! context and turn the outcome into a report for the reporter.
+
+use super::Claimed;
+use super::Report;
+use super::Shared;
+use crate::executor::Outcome;
+use crate::executor::TaskContext;
+use crate::metrics::METRICS;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+pub(super) fn run_one(shared: &Shared, c: Claimed) -> Report {
+    shared.running.fetch_add(1, Ordering::Relaxed);
+    METRICS.tasks_running.inc();
+    let began = Instant::now();
+    let mut ctx = TaskContext::new(&c.id, &c.executor, c.payload, c.timeout, c.cancel);
+    ctx.attempt = c.attempt;
+    ctx.job = c.job;
+    let outcome = match shared.executors.get(&c.executor) {
+        Some(executor) => {
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| executor.execute(&mut ctx)))
+                .unwrap_or_else(|_| Outcome::fail(-1, "executor panicked"))
+        }
+        None => Outcome::fail(
+            -1,
+            format!(
+                "executor `{}` is not offered by worker {}",
+                c.executor, shared.node
+            ),
+        ),
+    };
+    let by_user = shared
+        .active()
+        .remove(&c.id)
+        .is_some_and(|(_, _, by_user)| by_user);
+    let outcome = match outcome {
+        Outcome::Cancelled if !by_user && shared.interrupted.load(Ordering::SeqCst) => {
+            Outcome::fail(-1, "interrupted by worker shutdown")
+        }
+        other => other,
+    };
+    shared.running.fetch_sub(1, Ordering::Relaxed);
+    METRICS.tasks_running.dec();
+    METRICS.task_duration.observe_duration(began.elapsed());
+    METRICS.attempt_ended(outcome.kind());
+    log::debug!(
+        "worker: task {} attempt {} {}",
+        c.id,
+        c.attempt,
+        outcome.kind()
+    );
+    Report {
+        id: c.id,
+        attempt: c.attempt,
+        outcome,
+        log: ctx.take_log(),
+    }
+}

@@ -1,0 +1,146 @@
+//! [`Client`]'s cron job calls: add, replace, remove, enable, read, trigger.
+
+use super::*;
+
+impl Client {
+    /// Adds job `spec`. Fails with [`Error::Config`] when the definition is
+    /// invalid (bad cron, time zone, executor name, …) or the id exists;
+    /// nothing is stored then.
+    pub fn add_job(&mut self, spec: &JobSpec) -> Result<()> {
+        match self.put_job_mode(spec, "create")? {
+            0 => Err(Error::Config(format!("job `{}` already exists", spec.id))),
+            _ => Ok(()),
+        }
+    }
+
+    /// Adds or replaces job `spec`; returns true if it was new. When the
+    /// schedule (cron, time zone, enabled) is unchanged, the stored next fire
+    /// time is kept.
+    pub fn put_job(&mut self, spec: &JobSpec) -> Result<bool> {
+        Ok(self.put_job_mode(spec, "upsert")? == 1)
+    }
+
+    fn put_job_mode(&mut self, spec: &JobSpec, mode: &str) -> Result<i64> {
+        let schedule = spec.validate()?;
+        let now = chrono::Utc::now().timestamp_millis();
+        let next = match (&schedule, spec.enabled) {
+            (Some(s), true) => s.next_after(now).map(|t| t.to_string()).unwrap_or_default(),
+            _ => String::new(),
+        };
+        let schedule_key = format!(
+            "{}|{}|{}",
+            spec.cron.as_deref().unwrap_or(""),
+            spec.timezone.as_deref().unwrap_or(""),
+            spec.enabled
+        );
+        let json = serde_json::to_string(spec)?;
+        let keys = &self.store.keys;
+        self.conn.run(|c| {
+            scripts::JOB_PUT
+                .key(keys.jobs())
+                .key(keys.schedule())
+                .key(keys.job_state(&spec.id))
+                .key(keys.wake())
+                .arg(&spec.id)
+                .arg(&json)
+                .arg(mode)
+                .arg(&next)
+                .arg(&schedule_key)
+                .invoke(c)
+        })
+    }
+
+    /// Removes job `id` (its tasks run on).
+    pub fn remove_job(&mut self, id: &str) -> Result<()> {
+        let keys = &self.store.keys;
+        let removed: i64 = self.conn.run(|c| {
+            scripts::JOB_RM
+                .key(keys.jobs())
+                .key(keys.schedule())
+                .key(keys.job_state(id))
+                .key(keys.job_history(id))
+                .key(keys.job_active(id))
+                .arg(id)
+                .invoke(c)
+        })?;
+        if removed == 0 {
+            return Err(Error::NotFound(format!("job {id}")));
+        }
+        Ok(())
+    }
+
+    /// Enables or disables job `id`. Enabling schedules it from now on.
+    pub fn set_job_enabled(&mut self, id: &str, enabled: bool) -> Result<()> {
+        let mut spec = self.job(id)?.spec;
+        spec.enabled = enabled;
+        self.put_job(&spec).map(drop)
+    }
+
+    /// Job `id` with its next fire time and recent history.
+    pub fn job(&mut self, id: &str) -> Result<JobStatus> {
+        self.jobs_by_id(&[id.to_string()])?
+            .pop()
+            .ok_or_else(|| Error::NotFound(format!("job {id}")))
+    }
+
+    /// Every job, sorted by id.
+    pub fn jobs(&mut self) -> Result<Vec<JobStatus>> {
+        let keys = &self.store.keys;
+        let mut ids: Vec<String> = self
+            .conn
+            .run(|c| redis::cmd("HKEYS").arg(keys.jobs()).query(c))?;
+        ids.sort();
+        self.jobs_by_id(&ids)
+    }
+
+    fn jobs_by_id(&mut self, ids: &[String]) -> Result<Vec<JobStatus>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let keys = &self.store.keys;
+        let replies: Vec<redis::Value> = self.conn.run(|c| {
+            let mut pipe = redis::pipe();
+            for id in ids {
+                pipe.hget(keys.jobs(), id)
+                    .zscore(keys.schedule(), id)
+                    .hgetall(keys.job_state(id))
+                    .lrange(keys.job_history(id), 0, -1);
+            }
+            pipe.query(c)
+        })?;
+        let mut out = Vec::new();
+        for r in replies.chunks(4) {
+            let json: Option<String> = redis::from_redis_value(r[0].clone())?;
+            let Some(json) = json else { continue };
+            let next: Option<f64> = redis::from_redis_value(r[1].clone())?;
+            let state: HashMap<String, String> = redis::from_redis_value(r[2].clone())?;
+            let history: Vec<String> = redis::from_redis_value(r[3].clone())?;
+            let count = |k: &str| state.get(k).and_then(|v| v.parse().ok()).unwrap_or(0);
+            out.push(JobStatus {
+                spec: serde_json::from_str(&json)?,
+                next_fire_ms: next.map(|n| n as i64),
+                history,
+                skips: count("skips"),
+                fired: count("fired"),
+            });
+        }
+        Ok(out)
+    }
+
+    /// Runs job `id` now, outside its schedule (a new task id each time),
+    /// with `payload` instead of the job's when given. The job's concurrency
+    /// policy applies to later scheduled firings, which see this task.
+    pub fn trigger_job(
+        &mut self,
+        id: &str,
+        payload: Option<&serde_json::Value>,
+    ) -> Result<Submitted> {
+        let job = self.job(id)?.spec;
+        let mut task = job.task_spec(None);
+        if let Some(p) = payload {
+            task.payload = p.to_string();
+        }
+        task.track_active = job.concurrency != Concurrency::Allow;
+        self.submit(&task)
+    }
+}

@@ -19,7 +19,7 @@ use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::metrics::METRICS;
 use crate::model::node::NodeInfo;
-use crate::store::{Conn, Store, scripts};
+use crate::store::{Conn, Store, calls};
 
 /// What the heartbeat needs to describe this node.
 pub struct Registration {
@@ -81,15 +81,14 @@ impl Registration {
         let json = serde_json::to_string(&self.info)?;
         let keys = &self.store.keys;
         let result = conn.run(|c| {
-            scripts::HEARTBEAT
-                .key(keys.nodes())
-                .key(keys.node(&self.info.id))
-                .key(keys.wake())
-                .arg(&self.info.id)
-                .arg(&json)
-                .arg(self.ttl.as_millis() as u64)
-                .arg(&self.instance)
-                .invoke::<i64>(c)
+            calls::Heartbeat {
+                node: &self.info.id,
+                info: &json,
+                ttl_ms: self.ttl.as_millis() as u64,
+                instance: &self.instance,
+            }
+            .invocation(keys)
+            .invoke::<i64>(c)
         });
         match result {
             Err(Error::Redis(e)) if e.code() == Some("NODE_ID_IN_USE") => {
@@ -106,12 +105,12 @@ impl Registration {
     fn deregister(&self, conn: &mut Conn) -> Result<()> {
         let keys = &self.store.keys;
         conn.run(|c| {
-            scripts::DEREGISTER
-                .key(keys.nodes())
-                .key(keys.node(&self.info.id))
-                .arg(&self.info.id)
-                .arg(&self.instance)
-                .invoke::<i64>(c)
+            calls::Deregister {
+                node: &self.info.id,
+                instance: &self.instance,
+            }
+            .invocation(keys)
+            .invoke::<i64>(c)
         })
         .map(drop)
     }

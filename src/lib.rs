@@ -61,7 +61,7 @@ pub use stats::ClusterStats;
 /// release.
 #[doc(hidden)]
 pub mod internal {
-    pub use crate::balancer::rendezvous;
+    pub use crate::balancer::{can_run, rendezvous};
     pub use crate::recoverer::tick;
     pub use crate::schedule::Schedule;
     pub use crate::store::{Fence, Keys, Store, scripts};

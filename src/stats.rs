@@ -26,7 +26,7 @@ use serde::Serialize;
 use crate::config::Role;
 use crate::error::Result;
 use crate::model::node::{LeaderStatus, NodeStatus};
-use crate::store::{Conn, Store, scripts};
+use crate::store::{Conn, Store, calls};
 
 /// A cluster summary at one instant.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -163,19 +163,8 @@ pub(crate) fn read(
     nodes: Vec<NodeStatus>,
 ) -> Result<ClusterStats> {
     let keys = &store.keys;
-    let (now, pending, delayed, _wake, rows, this, previous): StatsReply = conn.run(|c| {
-        scripts::STATS
-            .key(keys.pending())
-            .key(keys.delayed())
-            .key(keys.nodes())
-            .key(keys.wake())
-            .arg(keys.node_prefix())
-            .arg(keys.queue_prefix())
-            .arg(keys.held_prefix())
-            .arg(keys.task_prefix())
-            .arg(keys.stats_prefix())
-            .invoke(c)
-    })?;
+    let (now, pending, delayed, _wake, rows, this, previous): StatsReply =
+        conn.run(|c| calls::Stats.invocation(keys).invoke(c))?;
     let by_id: HashMap<&str, &NodeRow> = rows.iter().map(|r| (r.0.as_str(), r)).collect();
     let mut tasks = TaskCounts {
         pending,

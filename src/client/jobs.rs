@@ -36,33 +36,24 @@ impl Client {
         let json = serde_json::to_string(spec)?;
         let keys = &self.store.keys;
         self.conn.run(|c| {
-            scripts::JOB_PUT
-                .key(keys.jobs())
-                .key(keys.schedule())
-                .key(keys.job_state(&spec.id))
-                .key(keys.wake())
-                .arg(&spec.id)
-                .arg(&json)
-                .arg(mode)
-                .arg(&next)
-                .arg(&schedule_key)
-                .invoke(c)
+            calls::JobPut {
+                id: &spec.id,
+                json: &json,
+                create: mode == "create",
+                next_fire: &next,
+                schedule_key: &schedule_key,
+            }
+            .invocation(keys)
+            .invoke(c)
         })
     }
 
     /// Removes job `id` (its tasks run on).
     pub fn remove_job(&mut self, id: &str) -> Result<()> {
         let keys = &self.store.keys;
-        let removed: i64 = self.conn.run(|c| {
-            scripts::JOB_RM
-                .key(keys.jobs())
-                .key(keys.schedule())
-                .key(keys.job_state(id))
-                .key(keys.job_history(id))
-                .key(keys.job_active(id))
-                .arg(id)
-                .invoke(c)
-        })?;
+        let removed: i64 = self
+            .conn
+            .run(|c| calls::JobRm { id }.invocation(keys).invoke(c))?;
         if removed == 0 {
             return Err(Error::NotFound(format!("job {id}")));
         }

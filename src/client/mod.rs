@@ -10,8 +10,7 @@ use crate::model::job::{Concurrency, JobSpec, JobStatus};
 use crate::model::node::{LeaderStatus, NodeInfo, NodeStatus};
 use crate::model::task::{Status, Task, TaskSpec};
 use crate::stats::ClusterStats;
-use crate::store::{Conn, Store, scripts};
-use crate::worker::LOG_CAP;
+use crate::store::{Conn, Store, calls};
 
 mod cluster;
 mod jobs;

@@ -9,7 +9,7 @@ impl Client {
     pub fn submit(&mut self, spec: &TaskSpec) -> Result<Submitted> {
         let (keys, args) = self.submit_call(spec)?;
         let (created, id): (i64, String) = self.conn.run(|c| {
-            let mut inv = scripts::SUBMIT.prepare_invoke();
+            let mut inv = crate::store::scripts::SUBMIT.prepare_invoke();
             for k in &keys {
                 inv.key(k);
             }
@@ -33,7 +33,7 @@ impl Client {
             .map(|s| self.submit_call(s))
             .collect::<Result<Vec<_>>>()?;
         let replies: Vec<(i64, String)> = self.conn.run(|c| {
-            let sha = scripts::SUBMIT.load(c)?;
+            let sha = crate::store::scripts::SUBMIT.load(c)?;
             let mut pipe = redis::pipe();
             for (keys, args) in &calls {
                 pipe.cmd("EVALSHA")
@@ -60,32 +60,17 @@ impl Client {
             .id
             .clone()
             .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
-        let k = &self.store.keys;
-        let idem = spec.key.as_deref().map(|key| k.idempotency(key));
-        let keys = vec![
-            k.task(&id),
-            k.pending(),
-            k.delayed(),
-            k.wake(),
-            k.tasks(),
-            k.seq(),
-            idem.clone().unwrap_or_else(|| k.idempotency("")),
-            k.job_active(spec.job.as_deref().unwrap_or("")),
-        ];
-        let mut args = vec![
-            id.clone(),
-            spec.not_before_ms.unwrap_or(0).to_string(),
-            spec.priority.to_string(),
-            if idem.is_some() { "1" } else { "" }.to_string(),
-            self.retention.as_millis().to_string(),
-            if spec.track_active { "1" } else { "" }.to_string(),
-            spec.delay.map_or(0, |d| d.as_millis()).to_string(),
-        ];
-        for (name, value) in spec.fields(&id) {
-            args.push(name.to_string());
-            args.push(value);
+        Ok(calls::Submit {
+            id: &id,
+            ready_ms: spec.not_before_ms.unwrap_or(0),
+            priority: spec.priority,
+            idempotency_key: spec.key.as_deref(),
+            key_ttl_ms: self.retention.as_millis() as u64,
+            track_in_job: spec.track_active.then(|| spec.job.as_deref().unwrap_or("")),
+            delay_ms: spec.delay.map_or(0, |d| d.as_millis() as u64),
+            fields: spec.fields(&id),
         }
-        Ok((keys, args))
+        .parts(&self.store.keys))
     }
 
     /// The task `id`.
@@ -151,19 +136,12 @@ impl Client {
     pub fn cancel(&mut self, id: &str) -> Result<Status> {
         let keys = &self.store.keys;
         let before: String = self.conn.run(|c| {
-            scripts::CANCEL
-                .key(keys.task(id))
-                .key(keys.pending())
-                .key(keys.delayed())
-                .key(keys.running())
-                .key(keys.log(id))
-                .key(keys.done(id))
-                .arg(id)
-                .arg(keys.held_prefix())
-                .arg(keys.control_prefix())
-                .arg(self.retention.as_millis() as u64)
-                .arg(LOG_CAP)
-                .invoke(c)
+            calls::Cancel {
+                id,
+                retention_ms: self.retention.as_millis() as u64,
+            }
+            .invocation(keys)
+            .invoke(c)
         })?;
         if before.is_empty() {
             return Err(Error::NotFound(format!("task {id}")));
@@ -195,7 +173,7 @@ impl Client {
         loop {
             let fields: HashMap<String, String> = self
                 .conn
-                .run(|c| scripts::WAIT_MARK.key(keys.task(id)).invoke(c))?;
+                .run(|c| calls::WaitMark { id }.invocation(keys).invoke(c))?;
             let task =
                 Task::from_fields(fields)?.ok_or_else(|| Error::NotFound(format!("task {id}")))?;
             if task.status.is_terminal() {

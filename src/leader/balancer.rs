@@ -102,9 +102,17 @@ pub struct WorkerSlot {
     pub tags: Vec<String>,
 }
 
+/// The capability rule: a worker offering `executors` and carrying `tags`
+/// can run a task needing `executor` and every tag of `needs`. The scripts
+/// apply the same rule in Lua (`can_run` in `lua/lib.lua`);
+/// `tests/script_keys.rs` runs both over one table of cases.
+pub fn can_run(executors: &[String], tags: &[String], executor: &str, needs: &[String]) -> bool {
+    executors.iter().any(|e| e == executor) && needs.iter().all(|t| tags.contains(t))
+}
+
 impl WorkerSlot {
     fn can_run(&self, task: &PendingTask) -> bool {
-        self.executors.contains(&task.executor) && task.tags.iter().all(|t| self.tags.contains(t))
+        can_run(&self.executors, &self.tags, &task.executor, &task.tags)
     }
 
     fn free(&self) -> bool {

@@ -41,7 +41,7 @@ use crate::balancer::{self, Balancer, PendingTask, Planner, WorkerSlot};
 use crate::error::Result;
 use crate::metrics::METRICS;
 use crate::model::node::NodeInfo;
-use crate::store::{Conn, Fence, Store, scripts};
+use crate::store::{Conn, Fence, Store, calls};
 
 /// Most tasks planned per tick from `pending` (and, apart, from parks).
 pub const BATCH: usize = 512;
@@ -133,24 +133,14 @@ impl Dispatcher {
             Vec<ParkRow>,
             usize,
         ) = conn.run(|c| {
-            fence
-                .invoke(&scripts::DISPATCH_READ, keys)
-                .key(keys.delayed())
-                .key(keys.pending())
-                .key(keys.nodes())
-                .key(keys.seq())
-                .key(keys.wake())
-                .key(keys.schedule())
-                .key(keys.parks())
-                .key(keys.backlogs())
-                .arg(keys.task_prefix())
-                .arg(keys.node_prefix())
-                .arg(keys.held_prefix())
-                .arg(BATCH)
-                .arg(PROMOTE)
-                .arg(keys.park_prefix())
-                .arg(self.balancer.as_str())
-                .invoke(c)
+            calls::DispatchRead {
+                fence,
+                batch: BATCH,
+                promote: PROMOTE,
+                balancer: self.balancer.as_str(),
+            }
+            .invocation(keys)
+            .invoke(c)
         })?;
         let mut workers = parse_workers(worker_rows);
         // What decides consistent-hash owners: who is live, and what each
@@ -253,32 +243,33 @@ impl Dispatcher {
             });
         }
         let (dispatched, parked, moved): (usize, usize, Vec<(usize, String)>) = conn.run(|c| {
-            let mut inv = fence.invoke(&scripts::DISPATCH_COMMIT, keys);
-            inv.key(keys.pending())
-                .key(keys.running())
-                .key(keys.parks())
-                .arg(keys.task_prefix())
-                .arg(keys.node_prefix())
-                .arg(keys.held_prefix())
-                .arg(keys.queue_prefix())
-                .arg(RECOVERY_GRACE.as_millis() as u64)
-                .arg(plan.assign.len());
-            for &(t, w) in &plan.assign {
-                inv.arg(&tasks[t].id)
-                    .arg(&workers[w].id)
-                    .arg(workers[w].capacity)
-                    .arg(&waiting[t].park)
-                    .arg(&waiting[t].timeout_ms)
-                    .arg(if waiting[t].has_reason { "1" } else { "" });
+            calls::DispatchCommit {
+                fence,
+                assign: plan
+                    .assign
+                    .iter()
+                    .map(|&(t, w)| calls::Assignment {
+                        task: &tasks[t].id,
+                        worker: &workers[w].id,
+                        capacity: workers[w].capacity,
+                        from: &waiting[t].park,
+                        timeout_ms: &waiting[t].timeout_ms,
+                        has_reason: waiting[t].has_reason,
+                    })
+                    .collect(),
+                park: parks
+                    .iter()
+                    .map(|(t, park, reason)| {
+                        (tasks[*t].id.as_str(), park.as_str(), reason.as_str())
+                    })
+                    .collect(),
+                put_back: put_back
+                    .iter()
+                    .map(|(park, from, most)| (park.as_str(), from.as_str(), *most))
+                    .collect(),
             }
-            inv.arg(parks.len());
-            for (t, park, reason) in &parks {
-                inv.arg(&tasks[*t].id).arg(park).arg(reason);
-            }
-            for (park, from, most) in &put_back {
-                inv.arg(park).arg(from).arg(*most);
-            }
-            inv.invoke(c)
+            .invocation(keys)
+            .invoke(c)
         })?;
         let mut returned = 0;
         for ((park, _, most), (count, last)) in put_back.iter().zip(moved) {

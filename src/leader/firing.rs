@@ -15,8 +15,7 @@ use std::collections::HashMap;
 use crate::error::Result;
 use crate::model::job::JobSpec;
 use crate::schedule::Schedule;
-use crate::store::{Conn, Fence, Store, scripts};
-use crate::worker::LOG_CAP;
+use crate::store::{Conn, Fence, Store, calls};
 
 /// Most due jobs fired per tick (the rest fire in the next, at once).
 pub const DUE_BATCH: usize = 100;
@@ -70,16 +69,14 @@ impl Firer {
     pub fn fire_due(&mut self, conn: &mut Conn, fence: &Fence) -> Result<Fired> {
         let keys = self.store.keys.clone();
         let (now, due): (i64, Vec<DueRow>) = conn.run(|c| {
-            scripts::DUE_JOBS
-                .key(keys.schedule())
-                .key(keys.jobs())
-                .arg(DUE_BATCH)
+            calls::DueJobs { most: DUE_BATCH }
+                .invocation(&keys)
                 .invoke(c)
         })?;
         if due.is_empty() {
             return Ok(Fired { due: 0, created: 0 });
         }
-        let mut groups: Vec<Vec<String>> = Vec::with_capacity(due.len());
+        let mut jobs: Vec<calls::FireJob> = Vec::with_capacity(due.len());
         for (id, slot, json) in &due {
             let parsed: Option<JobSpec> = serde_json::from_str(json)
                 .map_err(|e| {
@@ -90,63 +87,45 @@ impl Firer {
                 .as_ref()
                 .filter(|j| j.enabled)
                 .and_then(|j| self.schedule(j));
-            let mut g = vec![id.clone(), slot.to_string()];
-            match (parsed, schedule) {
-                (Some(job), Some(schedule)) => {
-                    let d = schedule.due(
-                        *slot,
-                        now,
-                        job.misfire_threshold_ms as i64,
-                        job.misfire,
-                        job.fire_all_cap as usize,
-                    );
-                    g.push(d.next.map(|n| n.to_string()).unwrap_or_default());
-                    g.push(job.concurrency.as_str().to_string());
-                    g.push(d.skipped.to_string());
-                    g.push(if d.skipped_exact { "1" } else { "0" }.to_string());
-                    g.push(d.fire.len().to_string());
-                    g.extend(d.fire.iter().map(|s| s.to_string()));
-                    let fields: Vec<(&str, String)> = job
-                        .task_spec(None)
-                        .fields("")
-                        .into_iter()
-                        .filter(|(k, _)| *k != "id")
-                        .collect();
-                    g.push(fields.len().to_string());
-                    for (k, v) in fields {
-                        g.push(k.to_string());
-                        g.push(v);
-                    }
-                }
-                // Unparsable or disabled: take it off the schedule.
-                _ => g.extend(["", "allow", "0", "1", "0", "0"].map(String::from)),
+            let mut fire = calls::FireJob {
+                id,
+                due_at: *slot,
+                next: None,
+                concurrency: "allow",
+                skipped: 0,
+                skipped_exact: true,
+                fire: Vec::new(),
+                fields: Vec::new(),
+            };
+            // Unparsable or disabled: taken off the schedule (no next slot).
+            if let (Some(job), Some(schedule)) = (parsed, schedule) {
+                let d = schedule.due(
+                    *slot,
+                    now,
+                    job.misfire_threshold_ms as i64,
+                    job.misfire,
+                    job.fire_all_cap as usize,
+                );
+                fire.next = d.next;
+                fire.concurrency = job.concurrency.as_str();
+                fire.skipped = d.skipped;
+                fire.skipped_exact = d.skipped_exact;
+                fire.fire = d.fire;
+                fire.fields = job
+                    .task_spec(None)
+                    .fields("")
+                    .into_iter()
+                    .filter(|(k, _)| *k != "id")
+                    .collect();
             }
-            groups.push(g);
+            jobs.push(fire);
         }
-        let created: usize = conn.run(|c| {
-            let mut inv = fence.invoke(&scripts::FIRE, &keys);
-            inv.key(keys.schedule())
-                .key(keys.pending())
-                .key(keys.delayed())
-                .key(keys.running())
-                .key(keys.wake())
-                .key(keys.tasks())
-                .key(keys.seq())
-                .arg(keys.task_prefix())
-                .arg(keys.job_state_prefix())
-                .arg(keys.job_history_prefix())
-                .arg(keys.job_active_prefix())
-                .arg(keys.held_prefix())
-                .arg(keys.control_prefix())
-                .arg(keys.log_prefix())
-                .arg(keys.done_prefix())
-                .arg(self.retention_ms)
-                .arg(LOG_CAP);
-            for g in &groups {
-                inv.arg(g);
-            }
-            inv.invoke(c)
-        })?;
+        let call = calls::Fire {
+            fence,
+            retention_ms: self.retention_ms,
+            jobs,
+        };
+        let created: usize = conn.run(|c| call.invocation(&keys).invoke(c))?;
         if created > 0 {
             log::debug!("scheduler: {} jobs due, {created} tasks created", due.len());
         }

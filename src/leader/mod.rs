@@ -30,7 +30,7 @@ use crate::component::{Component, StopSignal};
 use crate::config::Config;
 use crate::error::Result;
 use crate::metrics::METRICS;
-use crate::store::{Fence, Store, scripts};
+use crate::store::{Fence, Store, calls};
 
 /// This node's view of the leader lease, shared by the leader thread (which
 /// writes it) and leader-only components (which read a [`Fence`] from it).
@@ -164,13 +164,13 @@ impl Elector {
         let keys = &self.store.keys;
         let sent = Instant::now();
         let renewed = conn.run(|c| {
-            scripts::RENEW
-                .key(keys.leader())
-                .key(keys.epoch())
-                .arg(&self.lease.node)
-                .arg(held.epoch)
-                .arg(self.ttl.as_millis() as u64)
-                .invoke::<i64>(c)
+            calls::Renew {
+                node: &self.lease.node,
+                epoch: held.epoch,
+                ttl_ms: self.ttl.as_millis() as u64,
+            }
+            .invocation(keys)
+            .invoke::<i64>(c)
         });
         match renewed {
             Ok(1) => {
@@ -231,14 +231,13 @@ impl Elector {
         let keys = &self.store.keys;
         let sent = Instant::now();
         let (won, a, b): (i64, i64, i64) = conn.run(|c| {
-            scripts::ACQUIRE
-                .key(keys.leader())
-                .key(keys.epoch())
-                .key(keys.leader_status())
-                .arg(&self.lease.node)
-                .arg(self.ttl.as_millis() as u64)
-                .arg(self.seen_epoch)
-                .invoke(c)
+            calls::Acquire {
+                node: &self.lease.node,
+                ttl_ms: self.ttl.as_millis() as u64,
+                seen_epoch: self.seen_epoch,
+            }
+            .invocation(keys)
+            .invoke(c)
         })?;
         if won == 1 {
             let epoch = a as u64;
@@ -262,13 +261,12 @@ impl Elector {
         *self.lease.state() = None;
         let keys = &self.store.keys;
         let released = conn.run(|c| {
-            scripts::RELEASE
-                .key(keys.leader())
-                .key(keys.epoch())
-                .key(keys.leader_wake())
-                .arg(&self.lease.node)
-                .arg(held.epoch)
-                .invoke::<i64>(c)
+            calls::Release {
+                node: &self.lease.node,
+                epoch: held.epoch,
+            }
+            .invocation(keys)
+            .invoke::<i64>(c)
         });
         match released {
             Ok(1) => log::info!("leader: released the lease (epoch {})", held.epoch),

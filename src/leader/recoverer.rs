@@ -23,8 +23,7 @@ use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::leader::Lease;
 use crate::metrics::METRICS;
-use crate::store::{Conn, Fence, Store, scripts};
-use crate::worker::LOG_CAP;
+use crate::store::{Conn, Fence, Store, calls};
 
 /// Starts the recoverer thread.
 pub fn start(store: &Store, config: &Config, lease: &Lease) -> Result<Component> {
@@ -117,28 +116,15 @@ pub fn tick(
 ) -> Result<Recovered> {
     let keys = &store.keys;
     conn.run(|c| {
-        fence
-            .invoke(&scripts::RECOVER_TICK, keys)
-            .key(keys.nodes())
-            .key(keys.leader_status())
-            .key(keys.running())
-            .key(keys.pending())
-            .key(keys.delayed())
-            .key(keys.seq())
-            .key(keys.wake())
-            .key(keys.tasks())
-            .arg(keys.node_prefix())
-            .arg(heartbeat_timeout.as_millis() as u64)
-            .arg(keys.task_prefix())
-            .arg(keys.queue_prefix())
-            .arg(keys.held_prefix())
-            .arg(keys.log_prefix())
-            .arg(keys.done_prefix())
-            .arg(retention.as_millis() as u64)
-            .arg(LOG_CAP)
-            .arg(crate::random_unit())
-            .arg(RECOVER_LIMIT)
-            .invoke(c)
+        calls::RecoverTick {
+            fence,
+            heartbeat_timeout_ms: heartbeat_timeout.as_millis() as u64,
+            retention_ms: retention.as_millis() as u64,
+            rnd: crate::random_unit(),
+            limit: RECOVER_LIMIT,
+        }
+        .invocation(keys)
+        .invoke(c)
     })
     .map(|(dead, handed_back, failed)| Recovered {
         dead,

@@ -4,6 +4,35 @@
 //! tag, so every key of one namespace lives in one slot and multi-key Lua
 //! scripts stay valid on a cluster.
 
+// The part after the namespace of the keys scripts may also build at run
+// time (see `DERIVED`).
+const TASK: &str = "task:";
+const LOG: &str = "log:";
+const DONE: &str = "done:";
+const NODE: &str = "node:";
+const HELD: &str = "held:";
+const QUEUE: &str = "queue:";
+const CTL: &str = "ctl:";
+const STATS: &str = "stats:";
+const PARK: &str = "park:";
+
+/// The kinds of key a script may build at run time from the namespace
+/// prefix of its KEYS[1] (a task it picks from a ZSET, a worker it reads
+/// from the registry index), as (Lua name, the kind's part of the key).
+/// `scripts.rs` hands this table to every script as `P.<name>` (the full
+/// prefix), so each format has this one definition.
+pub(crate) const DERIVED: [(&str, &str); 9] = [
+    ("task", TASK),
+    ("log", LOG),
+    ("done", DONE),
+    ("node", NODE),
+    ("held", HELD),
+    ("queue", QUEUE),
+    ("ctl", CTL),
+    ("stats", STATS),
+    ("park", PARK),
+];
+
 /// Key builder for one namespace.
 #[derive(Debug, Clone)]
 pub struct Keys {
@@ -56,7 +85,7 @@ impl Keys {
 
     /// Prefix of the per-node entries, for scripts that walk the index.
     pub fn node_prefix(&self) -> String {
-        self.key("node:")
+        self.key(NODE)
     }
 
     /// HASH: one node's entry (`info` JSON, `heartbeat_ms`, `instance`),
@@ -88,7 +117,7 @@ impl Keys {
 
     /// Prefix of task records, for scripts handling many tasks.
     pub fn task_prefix(&self) -> String {
-        self.key("task:")
+        self.key(TASK)
     }
 
     /// LIST: one task's log lines (capped), same retention as the task.
@@ -98,7 +127,7 @@ impl Keys {
 
     /// Prefix of task logs.
     pub fn log_prefix(&self) -> String {
-        self.key("log:")
+        self.key(LOG)
     }
 
     /// LIST: completion notice for a task someone waits on (short TTL).
@@ -108,7 +137,7 @@ impl Keys {
 
     /// Prefix of completion notices.
     pub fn done_prefix(&self) -> String {
-        self.key("done:")
+        self.key(DONE)
     }
 
     /// ZSET: tasks ready to dispatch; score = priority band + sequence, so
@@ -138,7 +167,7 @@ impl Keys {
     /// Prefix of parks; the read script decodes what a park waits for from
     /// the rest of its key.
     pub fn park_prefix(&self) -> String {
-        self.key("park:")
+        self.key(PARK)
     }
 
     /// SET: every park key that may hold tasks (emptied ones are dropped
@@ -164,7 +193,7 @@ impl Keys {
 
     /// Prefix of worker queues.
     pub fn queue_prefix(&self) -> String {
-        self.key("queue:")
+        self.key(QUEUE)
     }
 
     /// SET: tasks a worker holds (queued + running): its load.
@@ -174,7 +203,7 @@ impl Keys {
 
     /// Prefix of worker load sets.
     pub fn held_prefix(&self) -> String {
-        self.key("held:")
+        self.key(HELD)
     }
 
     /// LIST: wake-up notices for the leader's scheduler thread.
@@ -248,12 +277,12 @@ impl Keys {
 
     /// Prefix of the per-minute counters.
     pub fn stats_prefix(&self) -> String {
-        self.key("stats:")
+        self.key(STATS)
     }
 
     /// Prefix of control lists, for scripts that signal a node
     /// (`ctl:{node}:{component}`).
     pub fn control_prefix(&self) -> String {
-        self.key("ctl:")
+        self.key(CTL)
     }
 }

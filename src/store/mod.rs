@@ -1,10 +1,12 @@
 //! Redis access: connections that reconnect with backoff, the key builder
-//! ([`keys`]), the Lua scripts ([`scripts`]) and the fenced-write path.
+//! ([`keys`]), the Lua scripts ([`scripts`]), their typed argument builders
+//! ([`calls`]) and the fenced-write path.
 //!
 //! Each thread owns its own [`Conn`]; a blocking loop (BLPOP/BRPOP) gets a
 //! dedicated one whose read timeout is the block time plus a margin, so the
 //! client never gives up on a command that Redis will still complete.
 
+pub mod calls;
 pub mod keys;
 pub mod scripts;
 

@@ -5,10 +5,9 @@ use super::Claimed;
 use super::IDLE_BLOCK;
 use super::Shared;
 use crate::component::StopSignal;
-use crate::dispatcher::RECOVERY_GRACE;
 use crate::error::Result;
 use crate::store::Conn;
-use crate::store::scripts;
+use crate::store::calls;
 use crossbeam_channel::Receiver;
 use crossbeam_channel::Sender;
 use std::sync::atomic::Ordering;
@@ -27,16 +26,14 @@ pub(super) fn claim(
 ) -> Result<Vec<Claimed>> {
     let keys = &shared.store.keys;
     let rows: Vec<ClaimRow> = conn.run(|c| {
-        scripts::START
-            .key(keys.queue(&shared.node))
-            .key(keys.running())
-            .arg(&shared.node)
-            .arg(keys.task_prefix())
-            .arg(pop)
-            .arg(RECOVERY_GRACE.as_millis() as u64)
-            .arg(if reclaim { "1" } else { "" })
-            .arg(items)
-            .invoke(c)
+        calls::Start {
+            node: &shared.node,
+            pop,
+            reclaim,
+            items,
+        }
+        .invocation(keys)
+        .invoke(c)
     })?;
     Ok(shared.register(rows, None))
 }

@@ -39,7 +39,7 @@ use crate::error::Result;
 use crate::executor::{CancelFlag, Executors, Outcome};
 use crate::leader::wake_control;
 use crate::metrics::METRICS;
-use crate::store::{Store, scripts};
+use crate::store::{Store, calls};
 
 mod canceller;
 mod fetcher;
@@ -328,18 +328,12 @@ impl Worker {
         let s = &self.shared;
         let keys = &s.store.keys;
         let handed_back = s.store.quiet_conn("worker").run(|c| {
-            scripts::REQUEUE
-                .key(keys.node(&s.node))
-                .key(keys.queue(&s.node))
-                .key(keys.held(&s.node))
-                .key(keys.running())
-                .key(keys.pending())
-                .key(keys.seq())
-                .key(keys.wake())
-                .arg(&s.node)
-                .arg(keys.task_prefix())
-                .arg(&s.instance)
-                .invoke::<usize>(c)
+            calls::Requeue {
+                node: &s.node,
+                instance: &s.instance,
+            }
+            .invocation(keys)
+            .invoke::<usize>(c)
         });
         match handed_back {
             Ok(0) => {}

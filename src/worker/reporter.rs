@@ -2,20 +2,18 @@
 //! calls, keep them across Redis outages, and hand refilled tasks to the pool.
 
 use super::FLUSH_LIMIT;
-use super::LOG_CAP;
 use super::REPORT_BATCH;
 use super::REPORT_LINGER;
 use super::Refill;
 use super::Report;
 use super::Shared;
 use super::fetcher::ClaimRow;
-use crate::dispatcher::RECOVERY_GRACE;
 use crate::error::Result;
 use crate::executor::Outcome;
 use crate::leader::wake_control;
 use crate::metrics::METRICS;
 use crate::store::Conn;
-use crate::store::scripts;
+use crate::store::calls;
 use crossbeam_channel::Receiver;
 use crossbeam_channel::Sender;
 use std::sync::atomic::Ordering;
@@ -142,50 +140,37 @@ pub(super) fn finish(
     direct: usize,
 ) -> Result<Finished> {
     let keys = &shared.store.keys;
-    conn.run(|c| {
-        let mut inv = scripts::FINISH.prepare_invoke();
-        inv.key(keys.running())
-            .key(keys.held(&shared.node))
-            .key(keys.delayed())
-            .key(keys.pending())
-            .key(keys.wake())
-            .key(keys.node(&shared.node))
-            .key(keys.queue(&shared.node))
-            .key(keys.backlogs())
-            .arg(&shared.node)
-            .arg(keys.task_prefix())
-            .arg(keys.log_prefix())
-            .arg(shared.retention_ms)
-            .arg(LOG_CAP)
-            .arg(keys.done_prefix())
-            .arg(keys.stats_prefix())
-            .arg(shared.capacity)
-            .arg(RECOVERY_GRACE.as_millis() as u64)
-            .arg(&shared.instance);
-        match refill {
-            Some(r) => inv.arg(&r.executors).arg(&r.tags),
-            None => inv.arg("").arg(""),
-        };
-        inv.arg(keys.park_prefix()).arg(direct);
-        for r in batch {
-            let result = r
+    let outcomes = batch
+        .iter()
+        .map(|r| calls::Outcome {
+            task: &r.id,
+            attempt: r.attempt,
+            kind: r.outcome.kind(),
+            result: r
                 .outcome
                 .result()
-                .map(|res| serde_json::to_string(res).unwrap_or_default());
-            let error = match &r.outcome {
-                Outcome::Success(_) => String::new(),
-                Outcome::Cancelled => "cancelled".into(),
-                Outcome::Failed(res) | Outcome::TimedOut(res) => res.message.clone(),
-            };
-            inv.arg(&r.id)
-                .arg(r.attempt)
-                .arg(r.outcome.kind())
-                .arg(result.unwrap_or_default())
-                .arg(error)
-                .arg(crate::random_unit())
-                .arg(r.log.len())
-                .arg(&r.log);
-        }
-        inv.invoke(c)
-    })
+                .map(|res| serde_json::to_string(res).unwrap_or_default())
+                .unwrap_or_default(),
+            error: match &r.outcome {
+                Outcome::Success(_) => "",
+                Outcome::Cancelled => "cancelled",
+                Outcome::Failed(res) | Outcome::TimedOut(res) => &res.message,
+            },
+            rnd: crate::random_unit(),
+            log: &r.log,
+        })
+        .collect();
+    let call = calls::Finish {
+        node: &shared.node,
+        instance: &shared.instance,
+        capacity: shared.capacity,
+        retention_ms: shared.retention_ms,
+        refill: refill.map(|r| calls::RefillOffer {
+            executors: &r.executors,
+            tags: &r.tags,
+            direct,
+        }),
+        outcomes,
+    };
+    conn.run(|c| call.invocation(keys).invoke(c))
 }

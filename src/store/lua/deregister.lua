@@ -1,10 +1,13 @@
 -- Remove a node's registry entry on graceful shutdown (only our own).
--- KEYS[1] nodes zset, KEYS[2] node:{id} hash; ARGV[1] node id, ARGV[2] instance id
-local owner = redis.call('HGET', KEYS[2], 'instance')
-if owner == ARGV[2] then
-  redis.call('DEL', KEYS[2])
+-- KEYS: nodes index, the node's entry
+-- ARGV: node id, instance id
+local nodes, entry = KEYS[1], KEYS[2]
+local node, instance = ARGV[1], ARGV[2]
+local owner = redis.call('HGET', entry, 'instance')
+if owner == instance then
+  redis.call('DEL', entry)
 end
-if not owner or owner == ARGV[2] then
-  redis.call('ZREM', KEYS[1], ARGV[1])
+if not owner or owner == instance then
+  redis.call('ZREM', nodes, node)
 end
 return 1

@@ -1,18 +1,15 @@
 -- Worker: record the outcome of attempts (a batch), retry or end the tasks,
 -- then refill this worker's free slots from `pending` (below).
--- KEYS[1] running, KEYS[2] the worker's held set, KEYS[3] delayed,
--- KEYS[4] pending, KEYS[5] wake, KEYS[6] the worker's registry entry,
--- KEYS[7] the worker's queue, KEYS[8] backlogs (source → the leader's
+-- KEYS: running, the worker's held set, delayed, pending, wake, the
+-- worker's registry entry, its queue, backlogs (source → the leader's
 -- default balancer)
--- ARGV[1] node id, ARGV[2] task prefix, ARGV[3] log prefix, ARGV[4] retention
--- ms, ARGV[5] log cap, ARGV[6] done prefix, ARGV[7] per-minute stats
--- prefix, ARGV[8] the worker's capacity, ARGV[9] dispatch grace ms,
--- ARGV[10] its instance, ARGV[11] its executors and ARGV[12] its tags
--- (comma lists), ARGV[13] park prefix, ARGV[14] how many refilled tasks
--- to start at once (the worker holds that many free pool threads; the
--- rest go onto its queue), then per outcome: id, attempt,
--- outcome (success|failed|timeout|cancelled), result JSON, error text,
--- random [0,1) for jitter, n log lines, the n lines.
+-- ARGV: node id, retention ms, log cap, the worker's capacity, dispatch
+-- grace ms, its instance, its executors and its tags (comma lists; '' when
+-- it takes no refill), how many refilled tasks to start at once (the worker
+-- holds that many free pool threads; the rest go onto its queue), then per
+-- outcome until the end: id, attempt, outcome (success|failed|timeout|
+-- cancelled), result JSON, error text, random [0,1) for jitter, n log
+-- lines, the n lines.
 -- A report for an attempt that is no longer the task's current one on this
 -- worker (recovered, reassigned, or a zombie worker) changes nothing.
 -- Accepted outcomes are also counted in this minute's stats hash (for the
@@ -38,12 +35,16 @@
 -- refilled onto the queue, {id, attempt, executor, payload, timeout ms,
 -- job, dispatch latency ms, queue wait ms}... per task refilled and
 -- started (as START returns them)}.
+local running, held_key, delayed, pending = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+-- (KEYS[7], the queue, is where `write_moves` pushes refilled items.)
+local wake_key, entry, backlogs = KEYS[5], KEYS[6], KEYS[8]
+local arg = reader(1)
+local node_id, retention, cap, capacity = arg(), arg(), tonumber(arg()), tonumber(arg())
+local grace, instance, executors, tags, direct = tonumber(arg()), arg(), arg(), arg(), tonumber(arg())
 local now = now_ms()
 -- Numbers passed to redis.call are formatted with printf on every call:
 -- the hot path formats each one once per call.
 local now_s = string.format('%d', now)
-local retention = ARGV[4]
-local cap = tonumber(ARGV[5])
 local accepted, rejected = 0, 0
 local counts = {success = 0, retried = 0, failed = 0, timeout = 0}
 -- Accepted attempts leave `running` and the held set in one command each
@@ -51,27 +52,24 @@ local counts = {success = 0, retried = 0, failed = 0, timeout = 0}
 local ended = {}
 local no_lines = {}
 -- Globals cost a table lookup each time: the loops below use locals.
-local call, args, node_id = redis.call, ARGV, ARGV[1]
-local task_prefix, log_prefix = ARGV[2], ARGV[3]
-local i, n = 15, #ARGV
+local call, task_prefix = redis.call, P.task
 -- The success path builds no string it does not write (tags, log and
 -- done keys only when needed).
-while i <= n do
-  local id, attempt, outcome, result, err, rnd = args[i], args[i + 1], args[i + 2], args[i + 3], args[i + 4], args[i + 5]
-  local nlines = tonumber(args[i + 6])
+for id in arg do
+  local attempt, outcome, result, err, rnd = arg(), arg(), arg(), arg(), arg()
+  local nlines = tonumber(arg())
   local lines = no_lines
   if nlines > 0 then
     local tag = '[attempt ' .. attempt .. '] '
     lines = {}
-    for j = 1, nlines do lines[j] = tag .. args[i + 6 + j] end
+    for j = 1, nlines do lines[j] = tag .. arg() end
   end
-  i = i + 7 + nlines
   local key = task_prefix .. id
   local f = call('HMGET', key, 'status', 'attempt', 'worker', 'failures', 'waited', 'started_ms', 'logged')
   if f[2] ~= attempt or f[3] ~= node_id or (f[1] ~= 'running' and f[1] ~= 'cancelled') then
     rejected = rejected + 1
     if f[1] then
-      append_log(key, log_prefix .. id, {'[attempt ' .. attempt .. '] stale ' .. outcome .. ' from ' .. node_id ..
+      append_log(key, P.log .. id, {'[attempt ' .. attempt .. '] stale ' .. outcome .. ' from ' .. node_id ..
         ' rejected (current attempt ' .. tostring(f[2]) .. ', status ' .. f[1] .. ')'}, cap)
     end
   else
@@ -82,31 +80,21 @@ while i <= n do
     if outcome == 'success' and f[1] == 'running' then
       -- The hot path: one write for the whole outcome.
       local logged = f[7] == '1' or nlines > 0
-      local logkey = logged and log_prefix .. id
-      if nlines > 0 then append_log(key, logkey, lines, cap) end
-      call('HSET', key, 'status', 'success', 'ended_ms', now_s, 'result', result, afield, avalue)
-      if f[4] and f[4] ~= '0' then
-        call('HDEL', key, 'error', 'next_attempt_ms')
-      end
-      local waited = f[5] or false
-      end_task(key, logkey, waited == '1' and ARGV[6] .. id, 'success', retention, waited, logged)
+      if nlines > 0 then append_log(key, P.log .. id, lines, cap) end
+      succeed_task(key, id, result, afield, avalue, now_s, f[4], f[5], logged, retention)
       counts.success = counts.success + 1
     else
-      local tag = '[attempt ' .. attempt .. '] '
-      local logkey = log_prefix .. id
-      append_log(key, logkey, lines, cap)
+      append_log(key, P.log .. id, lines, cap)
       if f[1] == 'cancelled' then
         call('HSET', key, afield, avalue)
-        append_log(key, logkey, {tag .. 'stopped after cancel'}, cap)
+        append_log(key, P.log .. id, {'[attempt ' .. attempt .. '] stopped after cancel'}, cap)
       else
-        redis.call('HSET', key, 'result', result, afield, avalue)
-        local status, delay = fail_attempt(key, id, KEYS[3], now, err, tonumber(rnd))
+        call('HSET', key, 'result', result, afield, avalue)
+        local status = fail_task(key, id, attempt, outcome .. ': ' .. err, err, tonumber(rnd), now, delayed,
+          retention, cap)
         if status == 'retrying' then
-          append_log(key, logkey, {tag .. outcome .. ': ' .. err .. '; retry in ' .. delay .. 'ms'}, cap)
           counts.retried = counts.retried + 1
         else
-          append_log(key, logkey, {tag .. outcome .. ': ' .. err .. '; no retries left'}, cap)
-          end_task(key, logkey, ARGV[6] .. id, 'failed', retention)
           counts.failed = counts.failed + 1
         end
       end
@@ -114,8 +102,8 @@ while i <= n do
   end
 end
 if #ended > 0 then
-  redis.call('SREM', KEYS[2], unpack(ended))
-  redis.call('ZREM', KEYS[1], unpack(ended))
+  redis.call('SREM', held_key, unpack(ended))
+  redis.call('ZREM', running, unpack(ended))
 end
 -- Moves up to the worker's free slots from the heads of the sources in
 -- backlog it can take from (`pending`, executor parks; merged by score),
@@ -124,32 +112,22 @@ end
 -- whether the leader is still needed (a slot left free, a task left).
 local function refill()
   -- source → the leader's default balancer, for each source in backlog.
-  local backlog = redis.call('HGETALL', KEYS[8])
+  local backlog = redis.call('HGETALL', backlogs)
   if #backlog == 0 then return {}, 0, true end
-  local node = redis.call('HMGET', KEYS[6], 'instance', 'draining')
-  if ARGV[11] == '' or node[1] ~= ARGV[10] or node[2] == '1' then return {}, 0, true end
-  local free = tonumber(ARGV[8]) - redis.call('SCARD', KEYS[2])
+  local node = redis.call('HMGET', entry, 'instance', 'draining')
+  if executors == '' or node[1] ~= instance or node[2] == '1' then return {}, 0, true end
+  local free = capacity - redis.call('SCARD', held_key)
   if free <= 0 then return {}, 0, false end
-  local offers, carries = {}, {}
-  for e in string.gmatch(ARGV[11], '[^,]+') do offers[e] = true end
-  for t in string.gmatch(ARGV[12], '[^,]+') do carries[t] = true end
-  local function carried(tags)
-    if not tags or tags == '' then return true end
-    for t in string.gmatch(tags, '[^,]+') do
-      if not carries[t] then return false end
-    end
-    return true
-  end
+  local offers, carries = set_of(split(executors)), set_of(split(tags))
   local sources, default = {}, nil
-  local exec_prefix = ARGV[13] .. 'exec:'
   for j = 1, #backlog, 2 do
     local source = backlog[j]
     default = backlog[j + 1]
-    if source == KEYS[4] then
+    if source == pending then
       sources[#sources + 1] = source
-    elseif string.sub(source, 1, #exec_prefix) == exec_prefix then
-      local executor, tags = string.match(string.sub(source, #exec_prefix + 1), '^([^|]*)|(.*)$')
-      if executor and offers[executor] and carried(tags) then sources[#sources + 1] = source end
+    else
+      local kind, executor, needs = park_target(source)
+      if kind == 'exec' and can_run(offers, carries, executor, needs) then sources[#sources + 1] = source end
     end
   end
   if #sources == 0 then return {}, 0, true end
@@ -173,16 +151,15 @@ local function refill()
   local function deadline(timeout)
     local d = deadlines[timeout]
     if not d then
-      d = string.format('%d', now + tonumber(timeout) + tonumber(ARGV[9]))
+      d = string.format('%d', now + tonumber(timeout) + grace)
       deadlines[timeout] = d
     end
     return d
   end
-  local direct = tonumber(ARGV[14])
-  local items, started, skipped = {}, {}, false
-  -- What the moves write to shared keys, sent as one command per key after
-  -- the loop.
-  local taken, deadlined, held = {}, {}, {}
+  local items, started_rows, skipped = {}, {}, false
+  local moves = new_moves()
+  -- Sources lose their taken tasks in one command each, after the loop.
+  local taken = {}
   for _, h in ipairs(heads) do
     local id, from = h[1], h[3]
     local key = task_prefix .. id
@@ -191,7 +168,7 @@ local function refill()
     local f = call('HMGET', key, 'executor', 'tags', 'balancer', 'route_key', 'timeout_ms', 'wait_reason',
       'attempt', 'payload', 'job', 'ready_ms')
     local balancer = f[3] or default
-    if f[1] and offers[f[1]] and not f[4] and balancer and balancer ~= 'consistent-hash' and carried(f[2]) then
+    if not f[4] and balancer and balancer ~= 'consistent-hash' and can_run(offers, carries, f[1], f[2]) then
       local from_ids = taken[from]
       if not from_ids then
         from_ids = {}
@@ -200,60 +177,46 @@ local function refill()
       from_ids[#from_ids + 1] = id
       local attempt = tostring(tonumber(f[7] or 0) + 1)
       local timeout = f[5] or '300000'
-      deadlined[#deadlined + 1] = deadline(timeout)
-      deadlined[#deadlined + 1] = id
-      held[#held + 1] = id
-      if #started < direct then
-        call('HSET', key, 'attempt', attempt, 'worker', node_id, 'dispatched_ms', now_s,
-          'status', 'running', 'started_ms', now_s)
-        -- Every task gets `ready_ms` when created; a retry is ready at
-        -- its next attempt time.
-        local ready = tonumber(f[10] or 0)
-        if f[7] and f[7] ~= '0' then
-          ready = math.max(ready, tonumber(call('HGET', key, 'next_attempt_ms') or 0))
-        end
-        local latency = -1
-        if ready > 0 then latency = math.max(now - ready, 0) end
-        started[#started + 1] = {id, attempt, f[1], f[8] or 'null', timeout, f[9] or '', latency, 0}
+      -- HMGET gives false for a missing field.
+      local parked = from ~= pending or f[6] ~= false
+      if #started_rows < direct then
+        dispatch_task(moves, key, id, node_id, attempt, now_s, deadline(timeout), parked, true)
+        -- A retry is ready at its next attempt time.
+        local next_attempt = nil
+        if f[7] and f[7] ~= '0' then next_attempt = call('HGET', key, 'next_attempt_ms') end
+        local latency = dispatch_latency(f[10], nil, next_attempt, now)
+        started_rows[#started_rows + 1] = {id, attempt, f[1], f[8] or 'null', timeout, f[9] or '', latency, 0}
       else
-        call('HSET', key, 'attempt', attempt, 'worker', node_id, 'dispatched_ms', now_s)
-        items[#items + 1] = id .. '|' .. attempt
+        dispatch_task(moves, key, id, node_id, attempt, now_s, deadline(timeout), parked)
+        queue_task(moves, node_id, id, attempt)
+        items[#items + 1] = id
       end
-      if from ~= KEYS[4] then
-        call('HDEL', key, 'wait_reason', 'parked')
-      elseif f[6] then
-        call('HDEL', key, 'wait_reason')
-      end
-      if #started + #items == free then break end
+      if #started_rows + #items == free then break end
     else
       skipped = true
     end
   end
   for from, ids in pairs(taken) do redis.call('ZREM', from, unpack(ids)) end
-  if #held > 0 then
-    redis.call('ZADD', KEYS[1], unpack(deadlined))
-    redis.call('SADD', KEYS[2], unpack(held))
-  end
-  if #items > 0 then redis.call('LPUSH', KEYS[7], unpack(items)) end
-  if #started + #items < free then
+  write_moves(moves, running)
+  if #started_rows + #items < free then
     -- A slot stays free: these sources are no backlog for this worker any
     -- more, and the leader decides again at its next read.
-    redis.call('HDEL', KEYS[8], unpack(sources))
-    return started, #items, true
+    redis.call('HDEL', backlogs, unpack(sources))
+    return started_rows, #items, true
   end
-  return started, #items, skipped
+  return started_rows, #items, skipped
 end
 
-local started, queued, needs_leader = refill()
+local refilled, queued, needs_leader = refill()
 if accepted > 0 then
-  if needs_leader or counts.retried > 0 then wake(KEYS[5]) end
+  if needs_leader or counts.retried > 0 then wake(wake_key) end
   -- The minute's hash gets its TTL when it is created: a field that
   -- counts exactly `n` after the increment is new.
-  local stats = ARGV[7] .. math.floor(now / 60000)
+  local stats = P.stats .. math.floor(now / 60000)
   local fresh = false
   for field, n in pairs(counts) do
     if n > 0 and redis.call('HINCRBY', stats, field, n) == n then fresh = true end
   end
   if fresh then redis.call('PEXPIRE', stats, '3600000') end
 end
-return {accepted, rejected, counts.success, counts.retried, counts.failed, queued, started}
+return {accepted, rejected, counts.success, counts.retried, counts.failed, queued, refilled}

@@ -3,41 +3,37 @@
 -- `{job}@{slot}`, created only if it does not exist: a slot fires exactly
 -- once whatever leader runs it, and a crash before the script leaves the
 -- slot due for the next leader.
--- KEYS[4] schedule, KEYS[5] pending, KEYS[6] delayed, KEYS[7] running,
--- KEYS[8] wake, KEYS[9] tasks index, KEYS[10] seq
--- ARGV[3] task prefix, ARGV[4] job state prefix, ARGV[5] history prefix,
--- ARGV[6] active prefix, ARGV[7] held prefix, ARGV[8] control prefix,
--- ARGV[9] log prefix, ARGV[10] done prefix, ARGV[11] retention ms,
--- ARGV[12] log cap, then per job: id, slot it was due at, next slot ('' =
--- none), concurrency, slots skipped by the misfire policy, whether that
--- count is exact ('1') or a lower bound ('0', an outage too long to count),
--- n slots, the slots, m, then m field/value pairs of its tasks.
+-- KEYS: (fence) schedule, pending, delayed, running, wake, tasks index,
+-- seq, then per job (in ARGV's order): its state, history and active set
+-- ARGV: (fence) retention ms, log cap, then per job until the end: id, slot
+-- it was due at, next slot ('' = none), concurrency, slots skipped by the
+-- misfire policy, whether that count is exact ('1') or a lower bound ('0',
+-- an outage too long to count), n slots, the slots, m, then m field/value
+-- pairs of its tasks.
 -- Returns the number of tasks created.
+local schedule, pending, delayed, running = KEYS[4], KEYS[5], KEYS[6], KEYS[7]
+local wake_key, index, seq = KEYS[8], KEYS[9], KEYS[10]
+local arg = reader(3)
+local job_keys = reader(11, KEYS)
+local retention, cap = tonumber(arg()), tonumber(arg())
 local now = now_ms()
 local created = 0
-local retention, cap = tonumber(ARGV[11]), tonumber(ARGV[12])
-local i = 13
-while i <= #ARGV do
-  local job, due_at, next_slot, concurrency, missed = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], tonumber(ARGV[i + 4])
-  local exact = ARGV[i + 5] == '1'
-  local n = tonumber(ARGV[i + 6])
+local k = {pending = pending, delayed = delayed, running = running, seq = seq}
+for job in arg do
+  local due_at, next_slot, concurrency, missed = arg(), arg(), arg(), tonumber(arg())
+  local exact = arg() == '1'
   local slots = {}
-  for j = 1, n do slots[j] = ARGV[i + 6 + j] end
-  i = i + 7 + n
-  local m = tonumber(ARGV[i])
+  for j = 1, tonumber(arg()) do slots[j] = arg() end
   local fields = {}
-  for j = 1, 2 * m do fields[j] = ARGV[i + j] end
-  i = i + 1 + 2 * m
-  local state = ARGV[4] .. job
-  local history = ARGV[5] .. job
-  local active = ARGV[6] .. job
-  local score = redis.call('ZSCORE', KEYS[4], job)
+  for j = 1, 2 * tonumber(arg()) do fields[j] = arg() end
+  local state, history, active = job_keys(), job_keys(), job_keys()
+  local score = redis.call('ZSCORE', schedule, job)
   -- Only if nobody moved the job meanwhile (edited, disabled, removed).
   if score and tonumber(score) == tonumber(due_at) then
     if next_slot == '' then
-      redis.call('ZREM', KEYS[4], job)
+      redis.call('ZREM', schedule, job)
     else
-      redis.call('ZADD', KEYS[4], next_slot, job)
+      redis.call('ZADD', schedule, next_slot, job)
     end
     if missed > 0 then
       redis.call('HINCRBY', state, 'skips', missed)
@@ -46,20 +42,18 @@ while i <= #ARGV do
     end
     for _, slot in ipairs(slots) do
       local id = job .. '@' .. slot
-      local key = ARGV[3] .. id
+      local key = P.task .. id
       if redis.call('EXISTS', key) == 0 then
         local blocked = nil
         if concurrency ~= 'allow' then
           for _, other in ipairs(redis.call('SMEMBERS', active)) do
-            local st = redis.call('HGET', ARGV[3] .. other, 'status')
+            local st = redis.call('HGET', P.task .. other, 'status')
             if not st or st == 'success' or st == 'failed' or st == 'cancelled' then
               redis.call('SREM', active, other)
             elseif concurrency == 'forbid' then
               blocked = other
             else
-              cancel_task(other, {task = ARGV[3] .. other, pending = KEYS[5], delayed = KEYS[6],
-                running = KEYS[7], log = ARGV[9] .. other, done = ARGV[10] .. other},
-                {held = ARGV[7], control = ARGV[8]}, retention, cap, 'replaced by ' .. id)
+              cancel_task(other, k, retention, cap, 'replaced by ' .. id)
               redis.call('SREM', active, other)
               redis.call('LPUSH', history, now .. ' replaced ' .. other .. ' with ' .. id)
             end
@@ -73,9 +67,8 @@ while i <= #ARGV do
           redis.call('HSET', key, 'status', 'pending', 'attempt', 0, 'failures', 0,
             'ready_ms', now, 'created_ms', now, 'slot_ms', slot, 'id', id)
           redis.call('HSET', key, unpack(fields))
-          redis.call('ZADD', KEYS[5], pending_score(redis.call('HGET', key, 'priority') or 0,
-            redis.call('INCR', KEYS[10])), id)
-          redis.call('ZADD', KEYS[9], now, id)
+          to_pending(key, id, k, redis.call('HGET', key, 'priority'), 'pending')
+          redis.call('ZADD', index, now, id)
           if concurrency ~= 'allow' then redis.call('SADD', active, id) end
           redis.call('HINCRBY', state, 'fired', 1)
           redis.call('HSET', state, 'last_fire_ms', slot, 'last_task', id)
@@ -87,5 +80,5 @@ while i <= #ARGV do
     redis.call('LTRIM', history, 0, 49)
   end
 end
-if created > 0 then wake(KEYS[8]) end
+if created > 0 then wake(wake_key) end
 return created

@@ -1,30 +1,32 @@
 -- Worker shutdown: mark the node draining (the dispatcher stops sending it
 -- work, atomically with this call), then hand every item still in its queue
 -- back to pending.
--- KEYS[1] node entry, KEYS[2] the worker's queue, KEYS[3] held set,
--- KEYS[4] running, KEYS[5] pending, KEYS[6] seq, KEYS[7] wake
--- ARGV[1] node id, ARGV[2] task prefix, ARGV[3] this process's instance id
--- (a newer process with the same node id must not be marked draining)
+-- KEYS: the node's registry entry, its queue, its held set, running,
+-- pending, seq, wake
+-- ARGV: node id, this process's instance id (a newer process with the same
+-- node id must not be marked draining)
 -- Returns the number of tasks handed back.
-if redis.call('HGET', KEYS[1], 'instance') == ARGV[3] then
-  redis.call('HSET', KEYS[1], 'draining', '1')
+-- (hand_back removes the tasks from the held set, KEYS[3].)
+local entry, queue, running, pending, seq, wake_key = KEYS[1], KEYS[2], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
+local arg = reader(1)
+local node, instance = arg(), arg()
+if redis.call('HGET', entry, 'instance') == instance then
+  redis.call('HSET', entry, 'draining', '1')
 end
+local k = {running = running, pending = pending, seq = seq}
 local n = 0
-local items = redis.call('LRANGE', KEYS[2], 0, -1)
-redis.call('DEL', KEYS[2])
+local items = redis.call('LRANGE', queue, 0, -1)
+redis.call('DEL', queue)
 for i = #items, 1, -1 do
   local id, attempt = string.match(items[i], '^(.*)|(%d+)$')
   if id then
-    local key = ARGV[2] .. id
-    local f = redis.call('HMGET', key, 'status', 'attempt', 'worker', 'priority')
-    if f[1] == 'pending' and f[2] == attempt and f[3] == ARGV[1] then
-      redis.call('SREM', KEYS[3], id)
-      redis.call('ZREM', KEYS[4], id)
-      redis.call('HDEL', key, 'worker', 'dispatched_ms')
-      redis.call('ZADD', KEYS[5], pending_score(f[4] or 0, redis.call('INCR', KEYS[6])), id)
+    local key = P.task .. id
+    local f = redis.call('HMGET', key, 'status', 'attempt', 'worker')
+    if f[1] == 'pending' and f[2] == attempt and f[3] == node then
+      hand_back(key, id, node, k)
       n = n + 1
     end
   end
 end
-if n > 0 then wake(KEYS[7]) end
+if n > 0 then wake(wake_key) end
 return n

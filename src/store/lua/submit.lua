@@ -1,40 +1,44 @@
 -- Create a task (pending, or delayed until its ready time) and wake the leader.
--- KEYS[1] task, KEYS[2] pending, KEYS[3] delayed, KEYS[4] wake, KEYS[5] tasks
---   index, KEYS[6] seq, KEYS[7] idempotency key (unused when ARGV[4] is ''),
---   KEYS[8] the job's active set (unused when ARGV[6] is '')
--- ARGV[1] id, ARGV[2] ready ms (0 = now), ARGV[3] priority, ARGV[4] '1' to
---   honour the idempotency key, ARGV[5] its TTL ms, ARGV[6] '1' to track the
---   task in its job's active set (forbid/replace jobs), ARGV[7] delay ms
---   counted from now (Redis time; 0 = none), ARGV[8..] field/value pairs
+-- KEYS: the task, pending, delayed, wake, tasks index, seq, the
+-- idempotency key (unused when not honoured), the job's active set (unused
+-- when not tracked)
+-- ARGV: id, ready ms (0 = now), priority, '1' to honour the idempotency
+-- key, its TTL ms, '1' to track the task in its job's active set
+-- (forbid/replace jobs), delay ms counted from now (Redis time; 0 = none),
+-- then field/value pairs until the end
 -- Returns {1, id} when created, {0, existing id} when the id or key exists.
-if ARGV[4] == '1' then
-  local existing = redis.call('GET', KEYS[7])
+local key, pending, delayed, wake_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local index, seq, idempotency, active = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
+local arg = reader(1)
+local id, ready, priority = arg(), tonumber(arg()), arg()
+local honour_key, key_ttl, track, delay = arg() == '1', arg(), arg() == '1', tonumber(arg())
+if honour_key then
+  local existing = redis.call('GET', idempotency)
   if existing then return {0, existing} end
 end
-if redis.call('EXISTS', KEYS[1]) == 1 then
-  return {0, ARGV[1]}
+if redis.call('EXISTS', key) == 1 then
+  return {0, id}
 end
 local now = now_ms()
-local ready = tonumber(ARGV[2])
-if ready < now + tonumber(ARGV[7]) then ready = now + tonumber(ARGV[7]) end
+if ready < now + delay then ready = now + delay end
 -- A small hash is searched field by field: the fields every result and
 -- dispatch reads come first.
-redis.call('HSET', KEYS[1], 'status', 'pending', 'attempt', 0, 'failures', 0,
+redis.call('HSET', key, 'status', 'pending', 'attempt', 0, 'failures', 0,
   'ready_ms', ready, 'created_ms', now)
 local fields = {}
-for i = 8, #ARGV do fields[#fields + 1] = ARGV[i] end
-redis.call('HSET', KEYS[1], unpack(fields))
+for v in arg do fields[#fields + 1] = v end
+redis.call('HSET', key, unpack(fields))
 if ready > now then
-  redis.call('ZADD', KEYS[3], ready, ARGV[1])
+  redis.call('ZADD', delayed, ready, id)
 else
-  redis.call('ZADD', KEYS[2], pending_score(ARGV[3], redis.call('INCR', KEYS[6])), ARGV[1])
+  to_pending(key, id, {pending = pending, seq = seq}, priority, 'pending')
 end
-redis.call('ZADD', KEYS[5], now, ARGV[1])
-if ARGV[4] == '1' then
-  redis.call('SET', KEYS[7], ARGV[1], 'PX', ARGV[5])
+redis.call('ZADD', index, now, id)
+if honour_key then
+  redis.call('SET', idempotency, id, 'PX', key_ttl)
 end
-if ARGV[6] == '1' then
-  redis.call('SADD', KEYS[8], ARGV[1])
+if track then
+  redis.call('SADD', active, id)
 end
-wake(KEYS[4])
-return {1, ARGV[1]}
+wake(wake_key)
+return {1, id}

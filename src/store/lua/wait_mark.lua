@@ -1,6 +1,7 @@
 -- Mark a task as waited on (its end then pushes a notice to done:{id}) and
 -- return its record. A missing task is not created.
--- KEYS[1] task
-if redis.call('EXISTS', KEYS[1]) == 0 then return {} end
-redis.call('HSET', KEYS[1], 'waited', '1')
-return redis.call('HGETALL', KEYS[1])
+-- KEYS: the task
+local key = KEYS[1]
+if redis.call('EXISTS', key) == 0 then return {} end
+redis.call('HSET', key, 'waited', '1')
+return redis.call('HGETALL', key)

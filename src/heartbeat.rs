@@ -102,6 +102,77 @@ impl Registration {
         }
     }
 
+    /// Registers at start-up. An entry under this id that another process
+    /// wrote is waited out while it is not refreshed (an earlier process of
+    /// this node that crashed, restarted at once by systemd or Kubernetes):
+    /// it expires within the heartbeat timeout, and this node then starts.
+    /// An entry that is refreshed meanwhile belongs to a live duplicate:
+    /// [`Error::NodeIdInUse`] (seen refreshed twice: the killed process's
+    /// last beat may still land once). Checked every `interval` (the
+    /// heartbeat interval: a live duplicate beats at least that often).
+    pub fn register(&mut self, conn: &mut Conn, interval: Duration) -> Result<()> {
+        let first = match self.beat(conn) {
+            Err(Error::NodeIdInUse { ttl_ms, .. }) => ttl_ms,
+            other => return other,
+        };
+        let key = self.store.keys.node(&self.info.id);
+        let beat_of = |conn: &mut Conn| -> Result<Option<String>> {
+            conn.run(|c| redis::cmd("HGET").arg(&key).arg("heartbeat_ms").query(c))
+        };
+        let mut seen = beat_of(conn)?;
+        let mut refreshed = 0;
+        let waited = Instant::now();
+        let expiry = Duration::from_millis(first.max(0) as u64);
+        let mut said = false;
+        loop {
+            // A live duplicate beats every `interval`: a quarter more is
+            // enough to see it before saying anything.
+            let left = expiry.saturating_sub(waited.elapsed());
+            std::thread::sleep(
+                interval
+                    .mul_f64(1.25)
+                    .min(left)
+                    .max(Duration::from_millis(20)),
+            );
+            match self.beat(conn) {
+                Err(e @ Error::NodeIdInUse { .. }) => {
+                    // Refreshed twice: a live process. Once may be the last
+                    // beat of the one that was just killed, still in flight.
+                    let now = beat_of(conn)?;
+                    if now != seen {
+                        refreshed += 1;
+                        seen = now;
+                        if refreshed >= 2 {
+                            return Err(e);
+                        }
+                        continue;
+                    }
+                    if !said {
+                        said = true;
+                        log::warn!(
+                            "node id `{}` is held by a registry entry another process wrote and \
+                             nobody refreshes (expires in {} ms): waiting for it to expire, as a \
+                             crashed earlier process of this node leaves it",
+                            self.info.id,
+                            expiry.saturating_sub(waited.elapsed()).as_millis()
+                        );
+                    }
+                }
+                Ok(()) => {
+                    if said {
+                        log::info!(
+                            "node id `{}`: the stale entry expired after {:?}; registered",
+                            self.info.id,
+                            waited.elapsed()
+                        );
+                    }
+                    return Ok(());
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
     fn deregister(&self, conn: &mut Conn) -> Result<()> {
         let keys = &self.store.keys;
         conn.run(|c| {

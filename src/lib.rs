@@ -64,7 +64,7 @@ pub mod internal {
     pub use crate::balancer::{can_run, rendezvous};
     pub use crate::recoverer::tick;
     pub use crate::schedule::Schedule;
-    pub use crate::store::{Fence, Keys, Store, scripts};
+    pub use crate::store::{Fence, Keys, Store, calls, scripts};
 
     /// The HTTP server's limits.
     pub mod http {

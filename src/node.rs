@@ -117,7 +117,7 @@ impl NodeBuilder {
             Vec::new()
         };
         let mut registration = Registration::new(&store, &config, offered, running.clone());
-        registration.beat(&mut store.quiet_conn("register"))?;
+        registration.register(&mut store.quiet_conn("register"), config.heartbeat_interval)?;
         let (fatal_tx, fatal) = crossbeam_channel::bounded(1);
         let instance = registration.instance().to_string();
         let heartbeat = registration.start(config.heartbeat_interval, fatal_tx)?;

@@ -248,3 +248,62 @@ fn a_lost_finish_reply_strands_no_refilled_task() {
         took.as_secs_f64()
     ));
 }
+
+/// A reply of `pop_call` with items (`popped` says which replies those
+/// are) is cut: Redis popped or started tasks for an idle worker, and the
+/// worker never heard. It adopts them once Redis answers again, well
+/// before the deadline backstop (the 5 min timeout + grace): every task
+/// ends once, at its first attempt, within seconds.
+fn lost_pop_reply(label: &str, needle: &str, popped: fn(&[u8]) -> bool) {
+    let redis = RedisServer::start();
+    let ns = unique_ns(label);
+    let proxy = support::ReplyCutter::start_on_reply(redis.port(), needle, popped);
+    let _leader = NodeProc::start(&redis.url(), &ns, "lead", &["--role", "scheduler"]);
+    let worker = NodeProc::start(
+        &proxy.url(),
+        &ns,
+        "w1",
+        &["--role", "worker", "--capacity", "4"],
+    );
+    support::wait_for_cluster(&redis.url(), &ns, &["w1"], Duration::from_secs(20));
+    let mut client = client(&redis.url(), &ns);
+    let mut probe = support::Probe::new(&redis.url(), &ns);
+    let started = std::time::Instant::now();
+    let ids: Vec<String> = (0..40)
+        .map(|_| client.submit(&spec("noop", 0)).expect("submit").id)
+        .collect();
+    let tasks = support::wait_ended(&mut client, &mut probe, &ids, Duration::from_secs(30));
+    let took = started.elapsed();
+    assert_eq!(proxy.cuts(), 1, "the proxy cut no {label} reply");
+    assert!(
+        tasks.iter().all(|t| t.status == Status::Success),
+        "{tasks:?}"
+    );
+    let twice = tasks.iter().filter(|t| t.attempt > 1).count();
+    assert_eq!(twice, 0, "tasks ran again: {tasks:?}");
+    let log = worker.log();
+    assert!(
+        log.contains("adopting"),
+        "the worker did not adopt the tasks the lost call took:\n{log}"
+    );
+    report(&format!(
+        "chaos {label}: {} tasks, lost 0, ran twice {twice}; one reply with tasks cut, they were adopted; all done {:.2}s after the submit began",
+        tasks.len(),
+        took.as_secs_f64()
+    ));
+}
+
+#[test]
+fn a_lost_blmpop_reply_strands_no_task() {
+    // `*2`: [queue, items]; a timeout answers nil.
+    lost_pop_reply("lost-blmpop-reply", "BLMPOP", |r| r.starts_with(b"*2"));
+}
+
+#[test]
+fn a_lost_start_reply_strands_no_task() {
+    let start = distsched::internal::scripts::START.get_hash().to_string();
+    // Rows of started tasks; `*0` when nothing was started.
+    lost_pop_reply("lost-start-reply", Box::leak(start.into_boxed_str()), |r| {
+        r.starts_with(b"*") && !r.starts_with(b"*0")
+    });
+}

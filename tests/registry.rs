@@ -275,3 +275,142 @@ fn redis_server_restart_keeps_data_only_with_aof() {
         assert_eq!(v.is_some(), kept, "aof={kept}");
     }
 }
+
+/// A node restarted right after `kill -9` (as systemd or Kubernetes restart
+/// it, same id) does not exit while the dead process's entry lives: it says
+/// why it waits, and starts once the entry expires (issue 15). Before, it
+/// exited with 1 and the orchestrator backed off.
+#[test]
+fn a_node_restarted_after_kill9_waits_for_its_old_entry_then_starts() {
+    let redis = RedisServer::start();
+    let url = redis.url();
+    let ns = unique_ns("restart-same-id");
+    let timings = ["--heartbeat-interval", "250ms", "--heartbeat-timeout", "3s"];
+    let first = NodeProc::start(&url, &ns, "r1", &timings);
+    wait_for_cluster(&url, &ns, &["r1"], Duration::from_secs(20));
+    first.kill9();
+    let killed = Instant::now();
+    let mut second = NodeProc::start(&url, &ns, "r1", &timings);
+    wait_until(
+        Duration::from_secs(10),
+        "the restarted node says why it waits",
+        || second.log().contains("waiting for it to expire"),
+    );
+    let mut probe = Probe::new(&url, &ns);
+    let registered = wait_for(
+        Duration::from_secs(10),
+        "the restarted node registers",
+        || {
+            let pid: Option<u32> = probe
+                .run(|c| {
+                    redis::cmd("HGET")
+                        .arg(probe_key(&ns, "r1"))
+                        .arg("info")
+                        .query::<Option<String>>(c)
+                })
+                .and_then(|info| serde_json::from_str::<Value>(&info).ok())
+                .and_then(|v| v["pid"].as_u64())
+                .map(|p| p as u32);
+            (pid == Some(second.pid())).then(|| killed.elapsed())
+        },
+    );
+    assert!(
+        second.is_running(),
+        "the restarted node exited:\n{}",
+        second.log()
+    );
+    assert!(
+        second.log().contains("the stale entry expired"),
+        "{}",
+        second.log()
+    );
+    wait_for_cluster(&url, &ns, &["r1"], Duration::from_secs(10));
+    report(&format!(
+        "restart with the same id after kill -9: registered {:.2}s after the kill (heartbeat timeout 3 s), no exit",
+        registered.as_secs_f64()
+    ));
+}
+
+fn probe_key(ns: &str, node: &str) -> String {
+    distsched::internal::Keys::new(ns).node(node)
+}
+
+/// A frozen process whose id a new process took cannot take or hand back
+/// the new process's work: START refuses (REPLACED) and pops nothing, the
+/// drain's REQUEUE hands nothing back (issue 15).
+#[test]
+fn a_replaced_process_cannot_take_or_hand_back_its_successors_work() {
+    use distsched::internal::calls;
+    let redis = RedisServer::start();
+    let mut conn = redis.client();
+    let keys = distsched::internal::Keys::new("replaced");
+    let entry = keys.node("w");
+    let queue = keys.queue("w");
+    redis::cmd("HSET")
+        .arg(&entry)
+        .arg("instance")
+        .arg("successor")
+        .query::<()>(&mut conn)
+        .unwrap();
+    redis::cmd("RPUSH")
+        .arg(&queue)
+        .arg("t1|1")
+        .query::<()>(&mut conn)
+        .unwrap();
+    let start = calls::Start {
+        node: "w",
+        instance: "frozen",
+        pop: 5,
+        reclaim: false,
+        items: &[],
+    };
+    let err = start
+        .invocation(&keys)
+        .invoke::<Vec<redis::Value>>(&mut conn)
+        .map(|_| ())
+        .expect_err("a replaced process's START is refused");
+    assert!(err.to_string().contains("REPLACED"), "{err}");
+    let requeued: usize = calls::Requeue {
+        node: "w",
+        instance: "frozen",
+    }
+    .invocation(&keys)
+    .invoke(&mut conn)
+    .unwrap();
+    assert_eq!(requeued, 0);
+    let left: Vec<String> = redis::cmd("LRANGE")
+        .arg(&queue)
+        .arg(0)
+        .arg(-1)
+        .query(&mut conn)
+        .unwrap();
+    assert_eq!(left, ["t1|1"], "the successor's queue was touched");
+    let draining: Option<String> = redis::cmd("HGET")
+        .arg(&entry)
+        .arg("draining")
+        .query(&mut conn)
+        .unwrap();
+    assert_eq!(draining, None, "the successor was marked draining");
+    // The registered process itself is served.
+    let rows: Vec<redis::Value> = calls::Start {
+        node: "w",
+        instance: "successor",
+        pop: 5,
+        reclaim: false,
+        items: &[],
+    }
+    .invocation(&keys)
+    .invoke(&mut conn)
+    .unwrap();
+    assert!(
+        rows.is_empty(),
+        "no task record, so nothing starts: {rows:?}"
+    );
+    let left: Vec<String> = redis::cmd("LRANGE")
+        .arg(&queue)
+        .arg(0)
+        .arg(-1)
+        .query(&mut conn)
+        .unwrap();
+    assert!(left.is_empty(), "the registered process pops its queue");
+}

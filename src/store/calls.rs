@@ -348,6 +348,8 @@ impl<'a> DispatchCommit<'a> {
 pub struct Start<'a> {
     /// The worker's node id.
     pub node: &'a str,
+    /// This process's instance id (another process under the id: refused).
+    pub instance: &'a str,
     /// How many more items to pop from its queue.
     pub pop: usize,
     /// Items may already have been started by a call whose reply was lost.
@@ -362,7 +364,9 @@ impl Start<'_> {
         let mut inv = scripts::START.prepare_invoke();
         inv.key(keys.queue(self.node))
             .key(keys.running())
+            .key(keys.node(self.node))
             .arg(self.node)
+            .arg(self.instance)
             .arg(self.pop)
             .arg(grace_ms())
             .arg(flag(self.reclaim))

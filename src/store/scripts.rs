@@ -36,7 +36,11 @@ fn plain(body: &str) -> Script {
 }
 
 fn fenced(body: &str) -> Script {
-    Script::new(&format!("{FENCE}\n{}\n{}\n{body}", lib_constants(), lib_for(body)))
+    Script::new(&format!(
+        "{FENCE}\n{}\n{}\n{body}",
+        lib_constants(),
+        lib_for(body)
+    ))
 }
 
 /// The part of `lib.lua` that `body` uses: its head (the namespace prefix

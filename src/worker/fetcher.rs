@@ -28,6 +28,7 @@ pub(super) fn claim(
     let rows: Vec<ClaimRow> = conn.run(|c| {
         calls::Start {
             node: &shared.node,
+            instance: &shared.instance,
             pop,
             reclaim,
             items,
@@ -38,13 +39,26 @@ pub(super) fn claim(
     Ok(shared.register(rows, None))
 }
 
-/// Tasks running on this worker in Redis that no thread here knows of: a
-/// claim whose reply was lost to a connection error started them. Returned
-/// as queue items, to be re-claimed.
-pub(super) fn orphans(shared: &Shared, conn: &mut Conn) -> Result<Vec<String>> {
+/// Tasks held by this worker in Redis that no thread here knows of, as
+/// queue items to re-claim: running ones a claim or refill whose reply was
+/// lost started, and queued ones a `BLMPOP` whose reply was lost popped
+/// (pending here, current attempt, yet no longer in the queue). Items in
+/// `unclaimed` (popped, not claimed yet) are the caller's already.
+/// Attempts that ended here and wait in a reporter are not orphans.
+pub(super) fn orphans(
+    shared: &Shared,
+    conn: &mut Conn,
+    unclaimed: &[String],
+) -> Result<Vec<String>> {
     let keys = &shared.store.keys;
-    let held: Vec<String> =
-        conn.run(|c| redis::cmd("SMEMBERS").arg(keys.held(&shared.node)).query(c))?;
+    // Held first, the queue after: the leader adds a task to both at once,
+    // so a held task missing from the queue read after was popped.
+    let (held, queued): (Vec<String>, Vec<String>) = conn.run(|c| {
+        redis::pipe()
+            .smembers(keys.held(&shared.node))
+            .lrange(keys.queue(&shared.node), 0, -1)
+            .query(c)
+    })?;
     if held.is_empty() {
         return Ok(Vec::new());
     }
@@ -60,14 +74,24 @@ pub(super) fn orphans(shared: &Shared, conn: &mut Conn) -> Result<Vec<String>> {
         pipe.query(c)
     })?;
     let active = shared.active();
+    let unreported = shared.unreported();
     Ok(held
         .into_iter()
         .zip(states)
         .filter_map(|(id, (status, attempt, worker))| {
-            let ours = status.as_deref() == Some("running")
-                && worker.as_deref() == Some(shared.node.as_str());
-            (ours && !active.contains_key(&id))
-                .then(|| format!("{id}|{}", attempt.unwrap_or_default()))
+            if worker.as_deref() != Some(shared.node.as_str()) || active.contains_key(&id) {
+                return None;
+            }
+            let attempt = attempt.unwrap_or_default();
+            let item = format!("{id}|{attempt}");
+            let lost = match status.as_deref() {
+                Some("running") => !attempt
+                    .parse()
+                    .is_ok_and(|a: u32| unreported.contains(&(id.clone(), a))),
+                Some("pending") => !queued.contains(&item) && !unclaimed.contains(&item),
+                _ => false,
+            };
+            lost.then_some(item)
         })
         .collect())
 }
@@ -104,10 +128,10 @@ pub(super) fn fetch_loop(
         let attempt = if suspect {
             // No refill may start tasks meanwhile: they would look orphaned.
             let _refills = shared.refill_exclusive();
-            orphans(shared, &mut conn).and_then(|mut items| {
+            orphans(shared, &mut conn, &unclaimed).and_then(|mut items| {
                 if !items.is_empty() {
                     log::warn!(
-                        "fetcher: adopting {} tasks started by a claim whose reply was lost",
+                        "fetcher: adopting {} tasks popped or started by a call whose reply was lost",
                         items.len()
                     );
                 }
@@ -167,6 +191,8 @@ pub(super) fn fetch_loop(
                 },
                 Ok(None) => {}
                 Err(_) => {
+                    // The pop may have taken items whose reply was lost.
+                    suspect = true;
                     if stop.wait(conn.backoff()) {
                         return;
                     }

@@ -26,7 +26,7 @@
 //! `fetcher.rs`, `pool.rs` (what each pool thread runs), `reporter.rs`,
 //! `canceller.rs`.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
@@ -111,6 +111,12 @@ struct Shared {
     next_reporter: AtomicUsize,
     /// task id → (attempt, cancel flag, cancelled by a user).
     active: Mutex<HashMap<String, (u32, CancelFlag, bool)>>,
+    /// (task id, attempt) of attempts that ended here and whose outcome a
+    /// reporter has not written yet. Redis still shows them `running` on
+    /// this worker, and they are no longer in `active`: orphan adoption
+    /// must not take them for tasks a lost reply started, or they run
+    /// twice. An attempt enters before it leaves `active` (see the pool).
+    unreported: Mutex<HashSet<(String, u32)>>,
     /// Set when the shutdown grace ran out: interrupted tasks are reported
     /// as failed attempts (to be retried elsewhere), not as cancelled.
     interrupted: AtomicBool,
@@ -141,6 +147,10 @@ impl Shared {
         self.active.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    fn unreported(&self) -> std::sync::MutexGuard<'_, HashSet<(String, u32)>> {
+        self.unreported.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     fn refill(&self) -> std::sync::RwLockReadGuard<'_, Option<Refill>> {
         self.refill.read().unwrap_or_else(|p| p.into_inner())
     }
@@ -158,6 +168,15 @@ impl Shared {
             owner.fetch_sub(1, Ordering::SeqCst);
         }
         sent
+    }
+
+    /// The outcomes in `batch` are written (or given up): their attempts
+    /// may be adopted again if Redis ever shows them running here.
+    fn forget_reported(&self, batch: &[Report]) {
+        let mut unreported = self.unreported();
+        for r in batch {
+            unreported.remove(&(r.id.clone(), r.attempt));
+        }
     }
 
     /// The control list that wakes the fetcher to adopt orphans.
@@ -237,6 +256,7 @@ pub fn start(
         in_pool: Default::default(),
         next_reporter: AtomicUsize::new(0),
         active: Mutex::default(),
+        unreported: Mutex::default(),
         interrupted: AtomicBool::new(false),
         retention_ms: config.task_retention.as_millis() as u64,
         capacity: config.capacity,

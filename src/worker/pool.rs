@@ -30,6 +30,9 @@ pub(super) fn run_one(shared: &Shared, c: Claimed) -> Report {
             ),
         ),
     };
+    // Into `unreported` before out of `active`: orphan adoption, which
+    // reads `active` then `unreported`, always sees the attempt in one.
+    shared.unreported().insert((c.id.clone(), c.attempt));
     let by_user = shared
         .active()
         .remove(&c.id)

@@ -8,7 +8,7 @@ use super::Refill;
 use super::Report;
 use super::Shared;
 use super::fetcher::ClaimRow;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::executor::Outcome;
 use crate::leader::wake_control;
 use crate::metrics::METRICS;
@@ -71,6 +71,7 @@ pub(super) fn report_loop(
                         "reporter: {rejected} stale results rejected (tasks were reassigned)"
                     );
                 }
+                shared.forget_reported(&batch);
                 batch.clear();
                 if std::mem::take(&mut wake_adopter) {
                     wake_control(&shared.store, &shared.adopt_list());
@@ -81,6 +82,19 @@ pub(super) fn report_loop(
                         shared.hand_to_pool(&r.jobs, c);
                     }
                 }
+                false
+            }
+            Err(e) if refused(&e) => {
+                // Redis refuses this batch as such (a script error, a record
+                // of the wrong type): retrying it as is would never end and
+                // would hold up every later outcome. Write what it accepts.
+                log::error!(
+                    "reporter: Redis refused a batch of {} results ({e}); writing them one by one",
+                    batch.len()
+                );
+                write_one_by_one(shared, &mut conn, &batch);
+                shared.forget_reported(&batch);
+                batch.clear();
                 false
             }
             Err(e) => {
@@ -106,6 +120,7 @@ pub(super) fn report_loop(
                                 "reporter: giving up on {} results after {FLUSH_LIMIT:?}; the recoverer will retry those tasks",
                                 batch.len()
                             );
+                            shared.forget_reported(&batch);
                             return;
                         }
                     }
@@ -121,6 +136,71 @@ pub(super) fn report_loop(
         }
         if failed_call {
             std::thread::sleep(conn.backoff());
+        }
+    }
+}
+
+/// True when Redis refused a call for what it carried, not for its own
+/// state: a retry of the same call fails the same way. Errors that pass
+/// (loading after a restart, a busy script, a failover, a full memory) are
+/// retried like a lost connection.
+fn refused(e: &Error) -> bool {
+    const PASSING: [&str; 8] = [
+        "LOADING",
+        "BUSY",
+        "READONLY",
+        "MASTERDOWN",
+        "TRYAGAIN",
+        "CLUSTERDOWN",
+        "NOREPLICAS",
+        "OOM",
+    ];
+    match e {
+        Error::Redis(r) => !r.code().is_some_and(|c| PASSING.contains(&c)),
+        _ => false,
+    }
+}
+
+/// Writes a refused batch's outcomes alone (no refill), so one bad outcome
+/// cannot keep the others from being written. One that Redis still refuses
+/// is written as a failed attempt without its result and log ("could not be
+/// recorded: …"); if even that is refused, it is left to the recoverer
+/// (the task's running deadline), with one error line.
+fn write_one_by_one(shared: &Shared, conn: &mut Conn, batch: &[Report]) {
+    for r in batch {
+        let once = |conn: &mut Conn, r: &Report| {
+            finish(shared, conn, std::slice::from_ref(r), None, 0).map(|f| f.1)
+        };
+        match once(conn, r) {
+            Ok(_) => continue,
+            Err(e) if !refused(&e) => {
+                log::warn!(
+                    "reporter: result of task {} not written ({e}); the recoverer will retry it",
+                    r.id
+                );
+                continue;
+            }
+            Err(e) => {
+                let bare = Report {
+                    id: r.id.clone(),
+                    attempt: r.attempt,
+                    outcome: Outcome::fail(-1, format!("the outcome could not be recorded: {e}")),
+                    log: Vec::new(),
+                };
+                match once(conn, &bare) {
+                    Ok(_) => log::error!(
+                        "reporter: task {} attempt {}: Redis refused its outcome ({e}); recorded as failed",
+                        r.id,
+                        r.attempt
+                    ),
+                    Err(e2) => log::error!(
+                        "reporter: task {} attempt {}: Redis refused its outcome ({e}) and a failed one ({e2}); \
+                         left to the recoverer",
+                        r.id,
+                        r.attempt
+                    ),
+                }
+            }
         }
     }
 }

@@ -66,6 +66,27 @@ pub struct ReplyCutter {
 
 impl ReplyCutter {
     pub fn start(upstream: u16, needle: &str, skip: u64) -> ReplyCutter {
+        Self::start_with(upstream, needle, skip, None)
+    }
+
+    /// Like [`ReplyCutter::start`], but cuts the first reply to a request
+    /// containing `needle` for which `cut_reply` holds (for `BLMPOP`: a
+    /// reply with items, not the nil of a timeout); other replies to such
+    /// requests pass.
+    pub fn start_on_reply(
+        upstream: u16,
+        needle: &str,
+        cut_reply: fn(&[u8]) -> bool,
+    ) -> ReplyCutter {
+        Self::start_with(upstream, needle, 0, Some(cut_reply))
+    }
+
+    fn start_with(
+        upstream: u16,
+        needle: &str,
+        skip: u64,
+        cut_reply: Option<fn(&[u8]) -> bool>,
+    ) -> ReplyCutter {
         use std::sync::Arc;
         use std::sync::atomic::AtomicBool;
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind proxy");
@@ -85,6 +106,10 @@ impl ReplyCutter {
                     continue;
                 };
                 let cut = Arc::new(AtomicBool::new(false));
+                let armed = Arc::new(AtomicBool::new(false));
+                let (armed_a, armed_b) = (armed.clone(), armed.clone());
+                let (prefix_a, prefix_b) = (cut_reply, cut_reply);
+                let cuts_b = cuts2.clone();
                 let (c_in, s_out) = (
                     client.try_clone().expect("clone"),
                     server.try_clone().expect("clone"),
@@ -95,6 +120,12 @@ impl ReplyCutter {
                 std::thread::spawn(move || {
                     relay(c_in, s_out, |chunk| {
                         let hit = chunk.windows(needle.len()).any(|w| w == needle.as_slice());
+                        if hit && prefix_a.is_some() {
+                            if cuts.load(Ordering::SeqCst) == 0 {
+                                armed_a.store(true, Ordering::SeqCst);
+                            }
+                            return Relay::Pass;
+                        }
                         if hit && seen.fetch_add(1, Ordering::SeqCst) == skip {
                             cut_a.store(true, Ordering::SeqCst);
                             cuts.fetch_add(1, Ordering::SeqCst);
@@ -105,7 +136,14 @@ impl ReplyCutter {
                 });
                 // Server → client: relays replies unless the connection is cut.
                 std::thread::spawn(move || {
-                    relay(server, client, |_| {
+                    relay(server, client, |chunk| {
+                        if let Some(cut_reply) = prefix_b {
+                            if armed_b.swap(false, Ordering::SeqCst) && cut_reply(chunk) {
+                                cuts_b.fetch_add(1, Ordering::SeqCst);
+                                return Relay::Drop;
+                            }
+                            return Relay::Pass;
+                        }
                         if cut.load(Ordering::SeqCst) {
                             Relay::Drop
                         } else {

@@ -10,6 +10,10 @@
 -- outcome until the end: id, attempt, outcome (success|failed|timeout|
 -- cancelled), result JSON, error text, random [0,1) for jitter, n log
 -- lines, the n lines.
+-- A report for an attempt whose outcome is written already is rejected as
+-- stale too, but leaves `running` and the held set (a batch sent again
+-- after a call that failed half-way: Redis keeps a script's writes up to an
+-- error).
 -- A report for an attempt that is no longer the task's current one on this
 -- worker (recovered, reassigned, or a zombie worker) changes nothing.
 -- Accepted outcomes are also counted in this minute's stats hash (for the
@@ -68,6 +72,12 @@ for id in arg do
   local f = call('HMGET', key, 'status', 'attempt', 'worker', 'failures', 'waited', 'started_ms', 'logged')
   if f[2] ~= attempt or f[3] ~= node_id or (f[1] ~= 'running' and f[1] ~= 'cancelled') then
     rejected = rejected + 1
+    -- This attempt's outcome is written already (a call that failed
+    -- half-way, as a refused batch does, is sent again): it still leaves
+    -- `running` and the held set.
+    if f[2] == attempt and f[3] == node_id and (f[1] == 'success' or f[1] == 'failed' or f[1] == 'retrying') then
+      ended[#ended + 1] = id
+    end
     if f[1] then
       append_log(key, P.log .. id, {'[attempt ' .. attempt .. '] stale ' .. outcome .. ' from ' .. node_id ..
         ' rejected (current attempt ' .. tostring(f[2]) .. ', status ' .. f[1] .. ')'}, cap)

@@ -4,15 +4,15 @@
 -- KEYS: the node's registry entry, its queue, its held set, running,
 -- pending, seq, wake
 -- ARGV: node id, this process's instance id (a newer process with the same
--- node id must not be marked draining)
+-- node id must not be marked draining, nor lose its queue)
 -- Returns the number of tasks handed back.
 -- (hand_back removes the tasks from the held set, KEYS[3].)
 local entry, queue, running, pending, seq, wake_key = KEYS[1], KEYS[2], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
 local arg = reader(1)
 local node, instance = arg(), arg()
-if redis.call('HGET', entry, 'instance') == instance then
-  redis.call('HSET', entry, 'draining', '1')
-end
+local owner = redis.call('HGET', entry, 'instance')
+if owner and owner ~= instance then return 0 end
+if owner then redis.call('HSET', entry, 'draining', '1') end
 local k = {running = running, pending = pending, seq = seq}
 local n = 0
 local items = redis.call('LRANGE', queue, 0, -1)

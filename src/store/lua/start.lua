@@ -1,8 +1,12 @@
 -- Worker: claim queued items and mark them running.
--- KEYS: the worker's queue, running
--- ARGV: node id, how many more items to pop from the queue, recovery grace
--- ms, '1' when re-claiming items after an error that may have hidden a
--- successful call, then the items already popped (`id|attempt`).
+-- KEYS: the worker's queue, running, its registry entry
+-- ARGV: node id, its process instance, how many more items to pop from the
+-- queue, recovery grace ms, '1' when re-claiming items after an error that
+-- may have hidden a successful call, then the items already popped
+-- (`id|attempt`).
+-- Only the process registered under the node id takes its work: a frozen
+-- process whose entry expired and whose id a new process took gets the
+-- error REPLACED and pops nothing.
 -- An item is started only if its task is still pending on this worker with
 -- the same attempt (or, when re-claiming, already running there with it);
 -- anything else (cancelled, reassigned) is a stale item and is skipped.
@@ -10,9 +14,13 @@
 -- ms, queue wait ms}... per started task: the latency as dispatch_latency
 -- (lib.lua) computes it, the wait from dispatch to now (both -1 when a time
 -- is missing or the item is re-claimed), all on the Redis clock.
-local queue, running = KEYS[1], KEYS[2]
+local queue, running, entry = KEYS[1], KEYS[2], KEYS[3]
 local arg = reader(1)
-local node, more, grace, reclaim = arg(), tonumber(arg()), tonumber(arg()), arg() == '1'
+local node, instance, more, grace, reclaim = arg(), arg(), tonumber(arg()), tonumber(arg()), arg() == '1'
+local owner = redis.call('HGET', entry, 'instance')
+if owner and owner ~= instance then
+  return redis.error_reply('REPLACED node id ' .. node .. ' is registered by another process')
+end
 local items = {}
 for item in arg do items[#items + 1] = item end
 local now = now_ms()

@@ -78,6 +78,9 @@ pub struct TaskCounts {
     pub queued: u64,
     /// Running on a worker.
     pub running: u64,
+    /// Tasks in the listing index: every task kept, live or ended (ended
+    /// ones within `task_retention` and `task_retention_count`).
+    pub kept: u64,
 }
 
 /// Counts of one minute, or rates per minute.
@@ -150,6 +153,7 @@ type StatsReply = (
     u64,
     u64,
     u64,
+    u64,
     Vec<NodeRow>,
     HashMap<String, u64>,
     HashMap<String, u64>,
@@ -163,12 +167,13 @@ pub(crate) fn read(
     nodes: Vec<NodeStatus>,
 ) -> Result<ClusterStats> {
     let keys = &store.keys;
-    let (now, pending, delayed, _wake, rows, this, previous): StatsReply =
+    let (now, pending, delayed, _wake, kept, rows, this, previous): StatsReply =
         conn.run(|c| calls::Stats.invocation(keys).invoke(c))?;
     let by_id: HashMap<&str, &NodeRow> = rows.iter().map(|r| (r.0.as_str(), r)).collect();
     let mut tasks = TaskCounts {
         pending,
         delayed,
+        kept,
         ..TaskCounts::default()
     };
     let nodes: Vec<WorkerStats> = nodes

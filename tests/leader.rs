@@ -355,8 +355,14 @@ fn a_frozen_leader_is_fenced_after_it_resumes() {
 fn recover_tick(store: &Store, fence: &Fence) -> distsched::Result<Vec<String>> {
     let timeout = Duration::from_millis(1500);
     let retention = Duration::from_secs(3600);
-    distsched::internal::tick(store, &mut store.conn("test"), fence, timeout, retention)
-        .map(|r| r.dead)
+    distsched::internal::tick(
+        store,
+        &mut store.conn("test"),
+        fence,
+        timeout,
+        (retention, 100_000),
+    )
+    .map(|r| r.dead)
 }
 
 /// Test 4 (library): a fenced write with a stale epoch, or from a node that

@@ -59,11 +59,12 @@ fn print_summary(s: &ClusterStats) {
         t.running
     );
     outln!(
-        "tasks    pending {}, delayed {}, queued {}, running {}",
+        "tasks    pending {}, delayed {}, queued {}, running {}; {} kept in Redis (live and ended)",
         t.pending,
         t.delayed,
         t.queued,
-        t.running
+        t.running,
+        t.kept
     );
     outln!(
         "rates    last minute: {:.0} ended ({:.0} succeeded, {:.0} failed), {:.0} retried, {:.0} timed out",

@@ -48,6 +48,13 @@ impl Config {
                     _ => return Err(bad("expected both, scheduler or worker")),
                 }
             }
+            "task_retention_count" => {
+                self.task_retention_count = value
+                    .parse()
+                    .ok()
+                    .filter(|&n| (1..=1_000_000_000).contains(&n))
+                    .ok_or_else(|| bad("expected a whole number from 1 to 1000000000"))?
+            }
             "capacity" => {
                 self.capacity = value
                     .parse()

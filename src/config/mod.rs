@@ -128,6 +128,9 @@ pub struct Config {
     pub shutdown_grace: Duration,
     /// Retention of ended tasks and logs. Default 7 days.
     pub task_retention: Duration,
+    /// The most ended tasks kept (with their logs), oldest dropped first,
+    /// whatever their age. Default 100,000.
+    pub task_retention_count: u64,
     /// Where the HTTP server listens. Default none: no server.
     pub http_addr: Option<SocketAddr>,
     /// Bearer token the HTTP API requires (not `/health`, `/ready`).
@@ -165,6 +168,7 @@ impl Default for Config {
             http_allow: Vec::new(),
             shutdown_grace: Duration::from_secs(30),
             task_retention: Duration::from_secs(7 * 86400),
+            task_retention_count: 100_000,
             http_addr: None,
             http_token: None,
             http_read_token: None,
@@ -194,6 +198,7 @@ impl fmt::Debug for Config {
             .field("allow_adhoc_shell", &self.allow_adhoc_shell)
             .field("shutdown_grace", &self.shutdown_grace)
             .field("task_retention", &self.task_retention)
+            .field("task_retention_count", &self.task_retention_count)
             .field("http_addr", &self.http_addr)
             .field("http_token", &self.http_token)
             .field("http_read_token", &self.http_read_token)

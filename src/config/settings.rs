@@ -120,6 +120,11 @@ pub const SETTINGS: &[Setting] = &[
         help: "how long ended tasks and their logs are kept",
     },
     Setting {
+        name: "task_retention_count",
+        default: "100000",
+        help: "the most ended tasks kept, with their logs (oldest dropped first, whatever their age)",
+    },
+    Setting {
         name: "http_addr",
         default: "",
         help: "serve /health, /ready, /metrics and the JSON API here: PORT or :PORT (127.0.0.1), IP:PORT (`--http`)",

@@ -136,6 +136,12 @@ fn cluster(enc: &mut Encoder, s: &ClusterStats) {
         enc.sample("distsched_tasks", &[("state", state)], n as f64);
     }
     enc.family(
+        "distsched_tasks_kept",
+        Kind::Gauge,
+        "Tasks kept in Redis, live and ended (ended ones within task_retention and task_retention_count).",
+    );
+    enc.sample("distsched_tasks_kept", &[], t.kept as f64);
+    enc.family(
         "distsched_queue_depth",
         Kind::Gauge,
         "Entries in the cluster queues: pending (ready) and delayed (timed).",

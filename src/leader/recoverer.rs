@@ -33,6 +33,7 @@ pub fn start(store: &Store, config: &Config, lease: &Lease) -> Result<Component>
         interval: config.recover_interval,
         heartbeat_timeout: config.heartbeat_timeout,
         retention: config.task_retention,
+        retention_count: config.task_retention_count,
     };
     Ok(Component::spawn("recoverer", move |stop| {
         run(&store, &lease, &settings, stop)
@@ -43,6 +44,7 @@ struct Settings {
     interval: Duration,
     heartbeat_timeout: Duration,
     retention: Duration,
+    retention_count: u64,
 }
 
 /// Most overdue tasks handled per tick (the rest wait for the next).
@@ -62,13 +64,15 @@ fn run(store: &Store, lease: &Lease, settings: &Settings, stop: StopSignal) {
             &mut conn,
             &fence,
             settings.heartbeat_timeout,
-            settings.retention,
+            (settings.retention, settings.retention_count),
         ) {
             Ok(Recovered {
                 dead,
                 handed_back,
                 failed,
+                trimmed,
             }) => {
+                METRICS.tasks_trimmed.add(trimmed);
                 METRICS.dead_nodes.add(dead.len() as u64);
                 METRICS.recovered_requeued.add(handed_back);
                 METRICS.recovered_failed_over.add(failed);
@@ -103,32 +107,37 @@ pub struct Recovered {
     pub handed_back: u64,
     /// Running tasks whose attempt was counted as failed.
     pub failed: u64,
+    /// Ended tasks dropped (with their logs) to keep the count.
+    pub trimmed: u64,
 }
 
 /// One recovery pass as the leader holding `fence` (the recoverer thread
-/// calls it every tick; public so tests can drive it).
+/// calls it every tick; public so tests can drive it). `retention`: how
+/// long ended tasks are kept, and the most kept.
 pub fn tick(
     store: &Store,
     conn: &mut Conn,
     fence: &Fence,
     heartbeat_timeout: Duration,
-    retention: Duration,
+    retention: (Duration, u64),
 ) -> Result<Recovered> {
     let keys = &store.keys;
     conn.run(|c| {
         calls::RecoverTick {
             fence,
             heartbeat_timeout_ms: heartbeat_timeout.as_millis() as u64,
-            retention_ms: retention.as_millis() as u64,
+            retention_ms: retention.0.as_millis() as u64,
+            retention_count: retention.1,
             rnd: crate::random_unit(),
             limit: RECOVER_LIMIT,
         }
         .invocation(keys)
         .invoke(c)
     })
-    .map(|(dead, handed_back, failed)| Recovered {
+    .map(|(dead, handed_back, failed, trimmed)| Recovered {
         dead,
         handed_back,
         failed,
+        trimmed,
     })
 }

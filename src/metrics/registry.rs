@@ -52,6 +52,8 @@ pub struct Metrics {
     pub recovered_failed_over: Counter,
     /// Nodes the recoverer found dead and removed from the registry.
     pub dead_nodes: Counter,
+    /// Ended tasks the recoverer dropped to keep `task_retention_count`.
+    pub tasks_trimmed: Counter,
     /// Heartbeat round trip (registry refresh), seconds.
     pub heartbeat_latency: Histogram,
     /// Heartbeats that failed (Redis unreachable or an error).
@@ -84,6 +86,7 @@ pub static METRICS: Metrics = Metrics {
     recovered_requeued: Counter::new(),
     recovered_failed_over: Counter::new(),
     dead_nodes: Counter::new(),
+    tasks_trimmed: Counter::new(),
     heartbeat_latency: Histogram::new(LATENCY_BUCKETS),
     heartbeat_failures: Counter::new(),
     tasks_running: Gauge::new(),
@@ -114,7 +117,7 @@ impl Metrics {
 
     /// Writes every metric of this registry into `enc`.
     pub fn encode(&self, enc: &mut Encoder) {
-        let counters: [(&str, &str, &Counter); 11] = [
+        let counters: [(&str, &str, &Counter); 12] = [
             (
                 "leader_elections_total",
                 "Times this node won the leader lease.",
@@ -164,6 +167,11 @@ impl Metrics {
                 "dead_nodes_total",
                 "Nodes this node, as leader, found dead and removed from the registry.",
                 &self.dead_nodes,
+            ),
+            (
+                "tasks_trimmed_total",
+                "Ended tasks this node, as leader, dropped (with their logs) to keep task_retention_count.",
+                &self.tasks_trimmed,
             ),
             (
                 "heartbeat_failures_total",

@@ -149,6 +149,8 @@ pub struct RecoverTick<'a> {
     pub heartbeat_timeout_ms: u64,
     /// Ended-task retention, ms.
     pub retention_ms: u64,
+    /// The most ended tasks kept.
+    pub retention_count: u64,
     /// Random number in [0, 1), for retry jitter.
     pub rnd: f64,
     /// Most overdue tasks handled per tick.
@@ -167,8 +169,11 @@ impl RecoverTick<'_> {
             .key(keys.seq())
             .key(keys.wake())
             .key(keys.tasks())
+            .key(keys.parks())
+            .key(keys.trim())
             .arg(self.heartbeat_timeout_ms)
             .arg(self.retention_ms)
+            .arg(self.retention_count)
             .arg(LOG_CAP)
             .arg(self.rnd)
             .arg(self.limit);
@@ -527,7 +532,8 @@ impl Stats {
         inv.key(keys.pending())
             .key(keys.delayed())
             .key(keys.nodes())
-            .key(keys.wake());
+            .key(keys.wake())
+            .key(keys.tasks());
         inv
     }
 }

@@ -216,6 +216,12 @@ impl Keys {
         self.key("tasks")
     }
 
+    /// HASH: the listing index's trim (`cursor`: the score it walks on
+    /// from, `lap_ms`: when its last lap began); see `lua/recover_tick.lua`.
+    pub fn trim(&self) -> String {
+        self.key("trim")
+    }
+
     /// STRING counter: submission sequence, for FIFO order within a priority.
     pub fn seq(&self) -> String {
         self.key("seq")

@@ -1,19 +1,21 @@
 -- Recoverer tick (fenced; the fence prelude comes first).
 -- KEYS: (fence) nodes, leader:status, running, pending, delayed, seq, wake,
--- tasks index
--- ARGV: (fence) heartbeat timeout ms, retention ms, log cap, random [0,1),
--- most tasks to recover per tick
+-- tasks index, parks index, trim
+-- ARGV: (fence) heartbeat timeout ms, retention ms, most ended tasks kept,
+-- log cap, random [0,1), most tasks to recover per tick
 -- 1. Dead nodes (registry entry expired): drop them from the index; their
 --    queued tasks go back to pending, their running tasks count a failed
 --    attempt (retry or fail).
 -- 2. Tasks past their `running` deadline (worker hung, or lost the item):
 --    running → failed attempt; queued but never started → back to pending.
--- 3. Index entries of tasks whose record expired are dropped.
--- Returns {dead node ids, handed back, failed attempts}.
+-- 3. The listing index is trimmed (below).
+-- Returns {dead node ids, handed back, failed attempts, ended tasks trimmed}.
 local nodes, status_key, running, pending = KEYS[4], KEYS[5], KEYS[6], KEYS[7]
 local delayed, seq, wake_key, index = KEYS[8], KEYS[9], KEYS[10], KEYS[11]
+local parks, trim = KEYS[12], KEYS[13]
 local arg = reader(3)
-local heartbeat_timeout, retention, cap = tonumber(arg()), tonumber(arg()), tonumber(arg())
+local heartbeat_timeout, retention, keep = tonumber(arg()), tonumber(arg()), tonumber(arg())
+local cap = tonumber(arg())
 local rnd, limit = tonumber(arg()), tonumber(arg())
 local now = now_ms()
 local k = {running = running, pending = pending, seq = seq}
@@ -71,14 +73,56 @@ for _, id in ipairs(overdue) do
   end
 end
 
--- 3. Expired records in the listing index.
-local old = redis.call('ZRANGEBYSCORE', index, '-inf', now - retention, 'LIMIT', 0, 200)
-for _, id in ipairs(old) do
-  if redis.call('EXISTS', P.task .. id) == 0 then
-    redis.call('ZREM', index, id)
+-- 3. The listing index (every task by creation time). A walk from the
+-- oldest entry drops entries whose record expired (the retention), and
+-- the oldest ended tasks, with their logs, while more are kept than
+-- `keep` (tasks waiting, delayed or on a worker do not count). It goes on
+-- from a cursor, so tasks that never end (waiting for an executor no
+-- worker offers) cannot stall it: at most TRIM_WALK entries a tick, and
+-- only while there is work (ended tasks over the count, or entries past
+-- the retention). A lap that reached the newest entry starts again from
+-- the oldest a minute after it began, at once when over the count.
+local TRIM_WALK = 500
+local trimmed = 0
+local excess = redis.call('ZCARD', index) - keep
+if excess > 0 then
+  local live = redis.call('ZCARD', pending) + redis.call('ZCARD', delayed) + redis.call('ZCARD', running)
+  for _, park in ipairs(redis.call('SMEMBERS', parks)) do live = live + redis.call('ZCARD', park) end
+  excess = excess - live
+end
+local t = redis.call('HMGET', trim, 'cursor', 'lap_ms')
+local cursor, lap = t[1] or '-inf', tonumber(t[2] or 0)
+if cursor == 'end' and (excess > 0 or now - lap >= 60000) then cursor = '-inf' end
+if cursor ~= 'end' then
+  local upto = '+inf'
+  if excess <= 0 then upto = now - retention end
+  local walked = redis.call('ZRANGEBYSCORE', index, cursor, upto, 'WITHSCORES', 'LIMIT', 0, TRIM_WALK)
+  if cursor == '-inf' then redis.call('HSET', trim, 'lap_ms', now) end
+  for j = 1, #walked, 2 do
+    local id = walked[j]
+    local key = P.task .. id
+    local status = redis.call('HGET', key, 'status')
+    if not status then
+      redis.call('ZREM', index, id)
+    elseif excess > 0 and (status == 'success' or status == 'failed' or status == 'cancelled') then
+      redis.call('DEL', key, P.log .. id)
+      redis.call('ZREM', index, id)
+      excess = excess - 1
+      trimmed = trimmed + 1
+    end
   end
+  if #walked < 2 * TRIM_WALK then
+    cursor = 'end'
+  elseif walked[2] == walked[#walked] then
+    -- One millisecond's tasks filled the walk: past them.
+    cursor = '(' .. walked[#walked]
+  else
+    -- From the last millisecond walked, so none of its tasks is skipped.
+    cursor = walked[#walked]
+  end
+  redis.call('HSET', trim, 'cursor', cursor)
 end
 
 if handed_back > 0 or failed > 0 then wake(wake_key) end
 redis.call('HSET', status_key, 'tick_node', ARGV[1], 'tick_epoch', ARGV[2], 'tick_ms', now)
-return {dead, handed_back, failed}
+return {dead, handed_back, failed, trimmed}

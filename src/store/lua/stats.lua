@@ -1,10 +1,11 @@
 -- Read-only cluster summary for `distsched stats` and `/metrics`: one
 -- consistent instant, one round trip. Work is bounded by the number of
 -- live nodes plus the tasks they hold (at most their total capacity).
--- KEYS: pending, delayed, nodes, wake
--- Returns {now ms, pending, delayed, wake, {node, queue length, queued,
--- running}..., this minute's counts {field, value...}, last minute's}.
-local pending, delayed, nodes_key, wake_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+-- KEYS: pending, delayed, nodes, wake, tasks index
+-- Returns {now ms, pending, delayed, wake, tasks kept, {node, queue length,
+-- queued, running}..., this minute's counts {field, value...}, last
+-- minute's}.
+local pending, delayed, nodes_key, wake_key, index = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local now = now_ms()
 local nodes = {}
 for _, id in ipairs(redis.call('ZRANGE', nodes_key, 0, -1)) do
@@ -23,4 +24,4 @@ for _, id in ipairs(redis.call('ZRANGE', nodes_key, 0, -1)) do
 end
 local minute = math.floor(now / 60000)
 return {now, redis.call('ZCARD', pending), redis.call('ZCARD', delayed), redis.call('LLEN', wake_key),
-  nodes, redis.call('HGETALL', P.stats .. minute), redis.call('HGETALL', P.stats .. (minute - 1))}
+  redis.call('ZCARD', index), nodes, redis.call('HGETALL', P.stats .. minute), redis.call('HGETALL', P.stats .. (minute - 1))}

@@ -109,6 +109,30 @@ fn bad_input_corpus() {
         (64, vec!["task", "submit", "--exec", "noop", "--id", "a\nb"]),
         (64, vec!["task", "submit", "--exec", "noop", "--id", "a/b"]),
         (64, vec!["job", "add", "j@1", "--exec", "noop"]),
+        (
+            64,
+            vec![
+                "job",
+                "add",
+                "j2",
+                "--exec",
+                "noop",
+                "--fire-all-cap",
+                "20000",
+            ],
+        ),
+        (
+            64,
+            vec![
+                "job",
+                "add",
+                "j2",
+                "--exec",
+                "noop",
+                "--misfire-threshold",
+                "30d",
+            ],
+        ),
         (64, vec!["job", "add", "ok", "--exec", "x|y"]),
         (
             64,

@@ -1175,3 +1175,80 @@ fn lateness_of_cron_firings() {
         started.iter().max().unwrap_or(&0),
     ));
 }
+
+/// FIRE checks every input before it writes (issue 15 item 6): a call with
+/// a bad slot writes nothing, so the job's slot stays due and fires at the
+/// next good call; before, the schedule moved first and a failure after
+/// it lost the slot.
+#[test]
+fn a_fire_call_with_bad_input_writes_nothing_and_loses_no_slot() {
+    use distsched::internal::{Fence, Keys, calls};
+    let redis = RedisServer::start();
+    let mut conn = redis.client();
+    let keys = Keys::new("fire-check");
+    let (won, epoch, _): (i64, u64, i64) = calls::Acquire {
+        node: "lead",
+        ttl_ms: 60_000,
+        seen_epoch: 0,
+    }
+    .invocation(&keys)
+    .invoke(&mut conn)
+    .unwrap();
+    assert_eq!(won, 1);
+    let fence = Fence {
+        node: "lead".into(),
+        epoch,
+    };
+    let slot: i64 = 1_700_000_000_000;
+    redis::cmd("ZADD")
+        .arg(keys.schedule())
+        .arg(slot)
+        .arg("j")
+        .query::<()>(&mut conn)
+        .unwrap();
+    let fire = |slots: Vec<i64>, next: &str| -> redis::RedisResult<usize> {
+        // The builder sends numbers; a bad slot is sent by hand here, as
+        // another version or a bug could.
+        let mut inv = calls::Fire {
+            fence: &fence,
+            retention_ms: 60_000,
+            jobs: vec![calls::FireJob {
+                id: "j",
+                due_at: slot,
+                next: Some(slot + 1000),
+                concurrency: "allow",
+                skipped: 0,
+                skipped_exact: true,
+                fire: slots,
+                fields: vec![("executor", "noop".into())],
+            }],
+        }
+        .invocation(&keys);
+        if !next.is_empty() {
+            inv.arg(next);
+        }
+        inv.invoke(&mut redis.client())
+    };
+    // A trailing argument that is no job group: refused, nothing written.
+    let err = fire(vec![slot], "stray").expect_err("a bad call is refused");
+    assert!(err.to_string().contains("FIRE"), "{err}");
+    let score: Option<i64> = redis::cmd("ZSCORE")
+        .arg(keys.schedule())
+        .arg("j")
+        .query(&mut conn)
+        .unwrap();
+    assert_eq!(score, Some(slot), "the schedule moved on a refused call");
+    let exists: i64 = redis::cmd("EXISTS")
+        .arg(keys.task(&format!("j@{slot}")))
+        .query(&mut conn)
+        .unwrap();
+    assert_eq!(exists, 0, "a refused call created the slot's task");
+    // The slot is still due: a good call fires it, once.
+    assert_eq!(fire(vec![slot], "").unwrap(), 1);
+    let score: Option<i64> = redis::cmd("ZSCORE")
+        .arg(keys.schedule())
+        .arg("j")
+        .query(&mut conn)
+        .unwrap();
+    assert_eq!(score, Some(slot + 1000));
+}

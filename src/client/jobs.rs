@@ -22,7 +22,10 @@ impl Client {
 
     fn put_job_mode(&mut self, spec: &JobSpec, mode: &str) -> Result<i64> {
         let schedule = spec.validate()?;
-        let now = chrono::Utc::now().timestamp_millis();
+        // Redis time, as every firing uses: a host with a wrong clock must
+        // not move a new job's first slot.
+        let (secs, micros): (i64, i64) = self.conn.run(|c| redis::cmd("TIME").query(c))?;
+        let now = secs * 1000 + micros / 1000;
         let next = match (&schedule, spec.enabled) {
             (Some(s), true) => s.next_after(now).map(|t| t.to_string()).unwrap_or_default(),
             _ => String::new(),

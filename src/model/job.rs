@@ -125,6 +125,10 @@ pub struct JobSpec {
     pub concurrency: Concurrency,
 }
 
+/// The longest `misfire_threshold` (7 days): a slot older than the
+/// retention of the tasks it would create is not worth firing.
+pub const MAX_MISFIRE_THRESHOLD_MS: u64 = 7 * 86_400_000;
+
 impl JobSpec {
     fn default_timeout_ms() -> u64 {
         300_000
@@ -190,9 +194,16 @@ impl JobSpec {
                 self.id
             )));
         }
-        if self.fire_all_cap == 0 {
+        if self.fire_all_cap == 0 || self.fire_all_cap as usize > crate::schedule::MAX_CATCH_UPS {
             return Err(Error::Config(format!(
-                "job {}: fire_all_cap must be at least 1",
+                "job {}: fire_all_cap must be from 1 to {}",
+                self.id,
+                crate::schedule::MAX_CATCH_UPS
+            )));
+        }
+        if self.misfire_threshold_ms > MAX_MISFIRE_THRESHOLD_MS {
+            return Err(Error::Config(format!(
+                "job {}: misfire_threshold must be at most 7d",
                 self.id
             )));
         }

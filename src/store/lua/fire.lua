@@ -1,8 +1,9 @@
 -- Fire due jobs (fenced; prelude first). Creating a slot's task and moving
--- the job's next fire time happen in this one script, and the task id is
--- `{job}@{slot}`, created only if it does not exist: a slot fires exactly
--- once whatever leader runs it, and a crash before the script leaves the
--- slot due for the next leader.
+-- the job's next fire time happen in this one script, inputs checked
+-- before any write and the task created before the schedule moves, and
+-- the task id is `{job}@{slot}`, created only if it does not exist: a slot
+-- fires exactly once whatever leader runs it, and a crash or an error
+-- before the schedule moves leaves the slot due for the next tick.
 -- KEYS: (fence) schedule, pending, delayed, running, wake, tasks index,
 -- seq, then per job (in ARGV's order): its state, history and active set
 -- ARGV: (fence) retention ms, log cap, then per job until the end: id, slot
@@ -19,38 +20,61 @@ local retention, cap = tonumber(arg()), tonumber(arg())
 local now = now_ms()
 local created = 0
 local k = {pending = pending, delayed = delayed, running = running, seq = seq}
+
+-- Every input is checked before anything is written: Redis keeps a
+-- script's writes up to an error, and a half-done firing could lose a slot.
+local jobs = {}
+local function bad(job, what)
+  return redis.error_reply('ERR FIRE: job ' .. tostring(job) .. ': ' .. what)
+end
+local concurrencies = {allow = true, forbid = true, replace = true}
 for job in arg do
-  local due_at, next_slot, concurrency, missed = arg(), arg(), arg(), tonumber(arg())
-  local exact = arg() == '1'
-  local slots = {}
-  for j = 1, tonumber(arg()) do slots[j] = arg() end
-  local fields = {}
-  for j = 1, 2 * tonumber(arg()) do fields[j] = arg() end
-  local state, history, active = job_keys(), job_keys(), job_keys()
+  local j = {id = job, due_at = tonumber(arg()), next_slot = arg(), concurrency = arg(), missed = tonumber(arg())}
+  j.exact = arg() == '1'
+  if not j.due_at or not j.next_slot or (j.next_slot ~= '' and not tonumber(j.next_slot)) then
+    return bad(job, 'bad due or next slot')
+  end
+  if not concurrencies[j.concurrency] or not j.missed then return bad(job, 'bad policy or skip count') end
+  local n = tonumber(arg())
+  if not n or n < 0 then return bad(job, 'bad slot count') end
+  j.slots = {}
+  for s = 1, n do
+    local slot = arg()
+    if not tonumber(slot) then return bad(job, 'bad slot') end
+    j.slots[s] = slot
+  end
+  local m = tonumber(arg())
+  if not m or m < 0 then return bad(job, 'bad field count') end
+  j.fields = {}
+  for f = 1, 2 * m do
+    local v = arg()
+    if not v then return bad(job, 'missing fields') end
+    j.fields[f] = v
+  end
+  j.state, j.history, j.active = job_keys(), job_keys(), job_keys()
+  if not j.active then return bad(job, 'missing keys') end
+  jobs[#jobs + 1] = j
+end
+
+for _, j in ipairs(jobs) do
+  local job, state, history, active = j.id, j.state, j.history, j.active
   local score = redis.call('ZSCORE', schedule, job)
   -- Only if nobody moved the job meanwhile (edited, disabled, removed).
-  if score and tonumber(score) == tonumber(due_at) then
-    if next_slot == '' then
-      redis.call('ZREM', schedule, job)
-    else
-      redis.call('ZADD', schedule, next_slot, job)
-    end
-    if missed > 0 then
-      redis.call('HINCRBY', state, 'skips', missed)
-      local count = exact and missed or ('more than ' .. missed)
-      redis.call('LPUSH', history, now .. ' missed ' .. count .. ' slot(s) (misfire policy)')
-    end
-    for _, slot in ipairs(slots) do
+  if score and tonumber(score) == j.due_at then
+    -- The slots' tasks first, the schedule after: an error between them
+    -- leaves the slot due, to fire (once: the task ids are the slots') at
+    -- the next tick.
+    for _, slot in ipairs(j.slots) do
       local id = job .. '@' .. slot
       local key = P.task .. id
       if redis.call('EXISTS', key) == 0 then
         local blocked = nil
-        if concurrency ~= 'allow' then
+        if j.concurrency ~= 'allow' then
           for _, other in ipairs(redis.call('SMEMBERS', active)) do
             local st = redis.call('HGET', P.task .. other, 'status')
             if not st or st == 'success' or st == 'failed' or st == 'cancelled' then
               redis.call('SREM', active, other)
-            elseif concurrency == 'forbid' then
+            elseif j.concurrency == 'forbid' then
               blocked = other
             else
               cancel_task(other, k, retention, cap, 'replaced by ' .. id)
@@ -66,16 +90,26 @@ for job in arg do
           -- The fields every result and dispatch reads first (see submit).
           redis.call('HSET', key, 'status', 'pending', 'attempt', 0, 'failures', 0,
             'ready_ms', now, 'created_ms', now, 'slot_ms', slot, 'id', id)
-          redis.call('HSET', key, unpack(fields))
+          if #j.fields > 0 then redis.call('HSET', key, unpack(j.fields)) end
           to_pending(key, id, k, redis.call('HGET', key, 'priority'), 'pending')
           redis.call('ZADD', index, now, id)
-          if concurrency ~= 'allow' then redis.call('SADD', active, id) end
+          if j.concurrency ~= 'allow' then redis.call('SADD', active, id) end
           redis.call('HINCRBY', state, 'fired', 1)
           redis.call('HSET', state, 'last_fire_ms', slot, 'last_task', id)
           redis.call('LPUSH', history, now .. ' fired ' .. slot .. ' as ' .. id)
           created = created + 1
         end
       end
+    end
+    if j.next_slot == '' then
+      redis.call('ZREM', schedule, job)
+    else
+      redis.call('ZADD', schedule, j.next_slot, job)
+    end
+    if j.missed > 0 then
+      redis.call('HINCRBY', state, 'skips', j.missed)
+      local count = j.exact and j.missed or ('more than ' .. j.missed)
+      redis.call('LPUSH', history, now .. ' missed ' .. count .. ' slot(s) (misfire policy)')
     end
     redis.call('LTRIM', history, 0, 49)
   end

@@ -1220,6 +1220,7 @@ fn a_fire_call_with_bad_input_writes_nothing_and_loses_no_slot() {
                 skipped: 0,
                 skipped_exact: true,
                 fire: slots,
+                expires_ms: 0,
                 fields: vec![("executor", "noop".into())],
             }],
         }

@@ -1,6 +1,8 @@
-//! Ended tasks are kept within a count as well as a time (issue 15 item
-//! 7): `task_retention_count` drops the oldest ended tasks, with their
-//! logs, and tasks that never end cannot stall the walk that does it.
+//! Growth and deadlines (issue 15 item 7): ended tasks are kept within a
+//! count as well as a time (`task_retention_count` drops the oldest ended
+//! tasks, with their logs, and tasks that never end cannot stall the walk
+//! that does it), and a task not started by its start-by deadline
+//! (`--expires`) ends cancelled.
 
 mod support;
 
@@ -123,4 +125,52 @@ fn parked(conn: &mut redis::Connection, keys: &Keys) -> u64 {
         .iter()
         .map(|p| redis::cmd("ZCARD").arg(p).query::<u64>(conn).unwrap())
         .sum()
+}
+
+#[test]
+fn a_task_not_started_by_its_deadline_is_cancelled_as_expired() {
+    let redis = RedisServer::start();
+    let url = redis.url();
+    let ns = unique_ns("expires");
+    let _node = NodeProc::start(&url, &ns, "e1", FAST);
+    wait_for_cluster(&url, &ns, &["e1"], WAIT);
+    let mut client = client(&url, &ns);
+    let submit = |client: &mut distsched::Client, spec: TaskSpec| client.submit(&spec).unwrap().id;
+    // Nobody offers this executor: it waits, and expires.
+    let stuck = submit(
+        &mut client,
+        TaskSpec::new("nobody-offers-this").with_expires(Duration::from_millis(300)),
+    );
+    // A delayed task expires from its ready time, not its creation: it
+    // runs.
+    let delayed = submit(
+        &mut client,
+        TaskSpec::new("noop")
+            .with_delay(Duration::from_millis(500))
+            .with_expires(Duration::from_secs(3)),
+    );
+    let started = submit(
+        &mut client,
+        TaskSpec::new("noop").with_expires(Duration::from_secs(3)),
+    );
+    let t = client
+        .wait(&stuck, WAIT)
+        .unwrap()
+        .expect("the stuck task ended");
+    assert_eq!(t.status, distsched::Status::Cancelled, "{t:?}");
+    assert!(
+        t.error.as_deref().unwrap_or("").starts_with("expired"),
+        "{t:?}"
+    );
+    let late_by = t.ended_ms.unwrap() as i64 - t.expires_ms.unwrap() as i64;
+    assert!(t.expires_ms.unwrap() >= t.created_ms, "{t:?}");
+    for id in [&delayed, &started] {
+        let t = client.wait(id, WAIT).unwrap().expect("ended");
+        assert_eq!(t.status, distsched::Status::Success, "{t:?}");
+    }
+    let log = client.logs(&stuck).unwrap().join("\n");
+    assert!(log.contains("expired"), "{log}");
+    report(&format!(
+        "expires 300ms: a task nobody can run ended cancelled (expired) {late_by} ms after its deadline (recover tick 200 ms); delayed and started ones ran"
+    ));
 }

@@ -37,6 +37,7 @@ add options:
   --tags a,b             only workers carrying these tags
   --balancer B           least-tasks, round-robin, random, weighted, consistent-hash
   --route-key K          routing key for consistent-hash
+  --expires DUR          its tasks not started within DUR of their slot: cancelled
   --misfire P            fire_once (default), skip, fire_all: slots missed while no leader ran
   --misfire-threshold D  a slot older than this counts as missed (default 60s)
   --fire-all-cap N       most missed slots fire_all fires (default 100)
@@ -94,6 +95,7 @@ fn add(parser: &mut Parser) -> CliResult {
         "misfire-threshold",
         "fire-all-cap",
         "concurrency",
+        "expires",
     ];
     let args = parse(parser, "job add", HELP, &valued, &["disabled", "replace"])?;
     let id = args.id("job add")?;
@@ -134,6 +136,7 @@ fn add(parser: &mut Parser) -> CliResult {
     if let Some(c) = number_flag(&args, "fire-all-cap", "a whole number")? {
         spec.fire_all_cap = c;
     }
+    spec.expires_ms = duration_flag(&args, "expires")?.map(ms);
     if let Some(c) = args.get("concurrency") {
         spec.concurrency = Concurrency::parse(c)?;
     }

@@ -32,6 +32,7 @@ submit options:
   --delay DUR          start no earlier than DUR from now
   --at TIME            start no earlier than TIME (RFC 3339, e.g. 2026-01-02T03:04:05Z, or Unix seconds)
   --timeout DUR        attempt timeout (default 5m)
+  --expires DUR        not started within DUR of its ready time: cancelled (expired)
   --retries N          retries after a failure (default 3)
   --retry-delay DUR    first retry delay (default 10s)
   --backoff F          delay multiplier per retry (default 2.0)
@@ -88,6 +89,7 @@ fn submit(parser: &mut Parser) -> CliResult {
         "delay",
         "at",
         "timeout",
+        "expires",
         "retries",
         "retry-delay",
         "backoff",
@@ -130,6 +132,7 @@ fn submit(parser: &mut Parser) -> CliResult {
     if let Some(t) = duration_flag(&args, "timeout")? {
         spec.timeout = t;
     }
+    spec.expires = duration_flag(&args, "expires")?;
     if let Some(r) = number_flag(&args, "retries", "a whole number")? {
         spec.max_retries = r;
     }
@@ -212,6 +215,9 @@ fn print_task(task: &Task, json: bool) -> CliResult<()> {
     ];
     if let Some(t) = task.next_attempt_ms {
         rows.push(("next attempt", format_time(t)));
+    }
+    if let Some(t) = task.expires_ms {
+        rows.push(("expires", format_time(t)));
     }
     if let Some(r) = &task.wait_reason {
         rows.push(("waiting", r.clone()));

@@ -68,6 +68,7 @@ impl Client {
             key_ttl_ms: self.retention.as_millis() as u64,
             track_in_job: spec.track_active.then(|| spec.job.as_deref().unwrap_or("")),
             delay_ms: spec.delay.map_or(0, |d| d.as_millis() as u64),
+            expires_ms: spec.expires.map_or(0, |d| d.as_millis() as u64),
             fields: spec.fields(&id),
         }
         .parts(&self.store.keys))

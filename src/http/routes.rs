@@ -133,6 +133,7 @@ struct TaskRequest {
     delay_ms: Option<u64>,
     at_ms: Option<u64>,
     timeout_ms: Option<u64>,
+    expires_ms: Option<u64>,
     max_retries: Option<u32>,
     retry_delay_ms: Option<u64>,
     backoff: Option<f64>,
@@ -159,6 +160,7 @@ impl TaskRequest {
         if let Some(t) = self.timeout_ms {
             spec.timeout = ms(t);
         }
+        spec.expires = self.expires_ms.map(ms);
         if let Some(r) = self.max_retries {
             spec.max_retries = r;
         }

@@ -95,6 +95,7 @@ impl Firer {
                 skipped: 0,
                 skipped_exact: true,
                 fire: Vec::new(),
+                expires_ms: 0,
                 fields: Vec::new(),
             };
             // Unparsable or disabled: taken off the schedule (no next slot).
@@ -111,6 +112,7 @@ impl Firer {
                 fire.skipped = d.skipped;
                 fire.skipped_exact = d.skipped_exact;
                 fire.fire = d.fire;
+                fire.expires_ms = job.expires_ms.unwrap_or(0);
                 fire.fields = job
                     .task_spec(None)
                     .fields("")

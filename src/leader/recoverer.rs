@@ -71,8 +71,15 @@ fn run(store: &Store, lease: &Lease, settings: &Settings, stop: StopSignal) {
                 handed_back,
                 failed,
                 trimmed,
+                expired,
             }) => {
                 METRICS.tasks_trimmed.add(trimmed);
+                METRICS.tasks_expired.add(expired);
+                if expired > 0 {
+                    log::info!(
+                        "recoverer: {expired} tasks not started by their deadline cancelled (expired)"
+                    );
+                }
                 METRICS.dead_nodes.add(dead.len() as u64);
                 METRICS.recovered_requeued.add(handed_back);
                 METRICS.recovered_failed_over.add(failed);
@@ -109,6 +116,8 @@ pub struct Recovered {
     pub failed: u64,
     /// Ended tasks dropped (with their logs) to keep the count.
     pub trimmed: u64,
+    /// Tasks cancelled because they did not start by their deadline.
+    pub expired: u64,
 }
 
 /// One recovery pass as the leader holding `fence` (the recoverer thread
@@ -134,10 +143,11 @@ pub fn tick(
         .invocation(keys)
         .invoke(c)
     })
-    .map(|(dead, handed_back, failed, trimmed)| Recovered {
+    .map(|(dead, handed_back, failed, trimmed, expired)| Recovered {
         dead,
         handed_back,
         failed,
         trimmed,
+        expired,
     })
 }

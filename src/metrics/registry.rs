@@ -54,6 +54,8 @@ pub struct Metrics {
     pub dead_nodes: Counter,
     /// Ended tasks the recoverer dropped to keep `task_retention_count`.
     pub tasks_trimmed: Counter,
+    /// Tasks the recoverer cancelled: not started by their deadline.
+    pub tasks_expired: Counter,
     /// Heartbeat round trip (registry refresh), seconds.
     pub heartbeat_latency: Histogram,
     /// Heartbeats that failed (Redis unreachable or an error).
@@ -87,6 +89,7 @@ pub static METRICS: Metrics = Metrics {
     recovered_failed_over: Counter::new(),
     dead_nodes: Counter::new(),
     tasks_trimmed: Counter::new(),
+    tasks_expired: Counter::new(),
     heartbeat_latency: Histogram::new(LATENCY_BUCKETS),
     heartbeat_failures: Counter::new(),
     tasks_running: Gauge::new(),
@@ -117,7 +120,7 @@ impl Metrics {
 
     /// Writes every metric of this registry into `enc`.
     pub fn encode(&self, enc: &mut Encoder) {
-        let counters: [(&str, &str, &Counter); 12] = [
+        let counters: [(&str, &str, &Counter); 13] = [
             (
                 "leader_elections_total",
                 "Times this node won the leader lease.",
@@ -172,6 +175,11 @@ impl Metrics {
                 "tasks_trimmed_total",
                 "Ended tasks this node, as leader, dropped (with their logs) to keep task_retention_count.",
                 &self.tasks_trimmed,
+            ),
+            (
+                "tasks_expired_total",
+                "Tasks this node, as leader, cancelled because they did not start by their deadline (expires).",
+                &self.tasks_expired,
             ),
             (
                 "heartbeat_failures_total",

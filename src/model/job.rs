@@ -84,6 +84,10 @@ pub struct JobSpec {
     /// Task timeout, ms. Default 5 min.
     #[serde(default = "JobSpec::default_timeout_ms")]
     pub timeout_ms: u64,
+    /// Start-by deadline of its tasks, ms from their slot (see
+    /// [`TaskSpec::expires`]). Default none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_ms: Option<u64>,
     /// Retries after a failed attempt. Default 3.
     #[serde(default = "JobSpec::default_retries")]
     pub max_retries: u32,
@@ -160,6 +164,7 @@ impl JobSpec {
             cron: None,
             timezone: None,
             timeout_ms: Self::default_timeout_ms(),
+            expires_ms: None,
             max_retries: Self::default_retries(),
             retry_delay_ms: Self::default_retry_delay_ms(),
             backoff: Self::default_backoff(),
@@ -227,6 +232,7 @@ impl JobSpec {
         t.payload = self.payload.to_string();
         t.priority = self.priority;
         t.timeout = Duration::from_millis(self.timeout_ms);
+        t.expires = self.expires_ms.map(Duration::from_millis);
         t.max_retries = self.max_retries;
         t.retry_delay = Duration::from_millis(self.retry_delay_ms);
         t.backoff = self.backoff;

@@ -118,6 +118,11 @@ pub struct TaskSpec {
     /// submitter's clock and a slow connection do not shorten it). Later of
     /// the two when both are set. Default none.
     pub delay: Option<Duration>,
+    /// Start-by deadline, counted from when the task is ready (now, or its
+    /// delay or `not_before_ms`): a task not started by then ends
+    /// `cancelled` with its error `expired` (as Celery's `expires`).
+    /// Checked by the leader every recover tick. Default none.
+    pub expires: Option<Duration>,
     /// Timeout of one attempt. Default 5 min.
     pub timeout: Duration,
     /// Retries after the first failed attempt. Default 3.
@@ -157,6 +162,7 @@ impl TaskSpec {
             priority: 0,
             not_before_ms: None,
             delay: None,
+            expires: None,
             timeout: Duration::from_secs(300),
             max_retries: 3,
             retry_delay: Duration::from_secs(10),
@@ -191,6 +197,12 @@ impl TaskSpec {
         self
     }
 
+    /// Sets the start-by deadline (see [`TaskSpec::expires`]).
+    pub fn with_expires(mut self, expires: Duration) -> TaskSpec {
+        self.expires = Some(expires);
+        self
+    }
+
     /// Sets the attempt timeout.
     pub fn with_timeout(mut self, timeout: Duration) -> TaskSpec {
         self.timeout = timeout;
@@ -212,6 +224,11 @@ impl TaskSpec {
     /// Checks the fields a submitter can get wrong.
     pub fn validate(&self) -> Result<()> {
         let bad = |m: String| Err(Error::Config(m));
+        if let Some(e) = self.expires
+            && (e.is_zero() || e > Duration::from_secs(366 * 86400))
+        {
+            return bad("expires must be from 1ms to 366d".into());
+        }
         ident::check(Name::Executor, &self.executor).map_err(Error::Config)?;
         for tag in &self.tags {
             ident::check(Name::Tag, tag).map_err(Error::Config)?;
@@ -324,6 +341,9 @@ pub struct Task {
     pub created_ms: u64,
     /// Earliest start, Unix ms.
     pub ready_ms: Option<u64>,
+    /// Start-by deadline, Unix ms: not started by then, it is cancelled.
+    #[serde(default)]
+    pub expires_ms: Option<u64>,
     /// Last dispatch, Unix ms.
     pub dispatched_ms: Option<u64>,
     /// Last start, Unix ms.
@@ -419,6 +439,7 @@ impl Task {
                 .unwrap_or_default(),
             created_ms: num(take("created_ms")).unwrap_or(0),
             ready_ms: num(take("ready_ms")),
+            expires_ms: num(take("expires_ms")),
             dispatched_ms: num(take("dispatched_ms")),
             started_ms: num(take("started_ms")),
             ended_ms: num(take("ended_ms")),

@@ -171,6 +171,7 @@ impl RecoverTick<'_> {
             .key(keys.tasks())
             .key(keys.parks())
             .key(keys.trim())
+            .key(keys.expiring())
             .arg(self.heartbeat_timeout_ms)
             .arg(self.retention_ms)
             .arg(self.retention_count)
@@ -198,6 +199,8 @@ pub struct Submit<'a> {
     pub track_in_job: Option<&'a str>,
     /// Delay counted from now on the Redis clock, ms (0: none).
     pub delay_ms: u64,
+    /// Start-by deadline counted from the ready time, ms (0: none).
+    pub expires_ms: u64,
     /// The record's field/value pairs.
     pub fields: Vec<(&'static str, String)>,
 }
@@ -216,6 +219,7 @@ impl Submit<'_> {
             // keep one shape.
             keys.idempotency(self.idempotency_key.unwrap_or("")),
             keys.job_active(self.track_in_job.unwrap_or("")),
+            keys.expiring(),
         ];
         let mut a = vec![
             self.id.to_string(),
@@ -225,6 +229,7 @@ impl Submit<'_> {
             self.key_ttl_ms.to_string(),
             flag(self.track_in_job.is_some()).to_string(),
             self.delay_ms.to_string(),
+            self.expires_ms.to_string(),
         ];
         for (name, value) in &self.fields {
             a.push(name.to_string());
@@ -620,6 +625,8 @@ pub struct FireJob<'a> {
     pub skipped_exact: bool,
     /// Slots to fire.
     pub fire: Vec<i64>,
+    /// Start-by deadline of its tasks, ms from their creation (0: none).
+    pub expires_ms: u64,
     /// Field/value pairs of its tasks.
     pub fields: Vec<(&'static str, String)>,
 }
@@ -645,7 +652,8 @@ impl Fire<'_> {
             .key(keys.running())
             .key(keys.wake())
             .key(keys.tasks())
-            .key(keys.seq());
+            .key(keys.seq())
+            .key(keys.expiring());
         for j in &self.jobs {
             inv.key(keys.job_state(j.id))
                 .key(keys.job_history(j.id))
@@ -659,6 +667,7 @@ impl Fire<'_> {
                 .arg(j.concurrency)
                 .arg(j.skipped)
                 .arg(if j.skipped_exact { "1" } else { "0" })
+                .arg(j.expires_ms)
                 .arg(j.fire.len())
                 .arg(&j.fire)
                 .arg(j.fields.len());

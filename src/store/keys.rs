@@ -216,6 +216,12 @@ impl Keys {
         self.key("tasks")
     }
 
+    /// ZSET: tasks with a start-by deadline → that deadline (ms); the
+    /// recoverer cancels those not started by then.
+    pub fn expiring(&self) -> String {
+        self.key("expiring")
+    }
+
     /// HASH: the listing index's trim (`cursor`: the score it walks on
     /// from, `lap_ms`: when its last lap began); see `lua/recover_tick.lua`.
     pub fn trim(&self) -> String {

@@ -5,17 +5,19 @@
 -- fires exactly once whatever leader runs it, and a crash or an error
 -- before the schedule moves leaves the slot due for the next tick.
 -- KEYS: (fence) schedule, pending, delayed, running, wake, tasks index,
--- seq, then per job (in ARGV's order): its state, history and active set
+-- seq, expiring, then per job (in ARGV's order): its state, history and
+-- active set
 -- ARGV: (fence) retention ms, log cap, then per job until the end: id, slot
 -- it was due at, next slot ('' = none), concurrency, slots skipped by the
 -- misfire policy, whether that count is exact ('1') or a lower bound ('0',
--- an outage too long to count), n slots, the slots, m, then m field/value
--- pairs of its tasks.
+-- an outage too long to count), its tasks' start-by deadline ms from their
+-- creation (0 = none), n slots, the slots, m, then m field/value pairs of
+-- its tasks.
 -- Returns the number of tasks created.
 local schedule, pending, delayed, running = KEYS[4], KEYS[5], KEYS[6], KEYS[7]
-local wake_key, index, seq = KEYS[8], KEYS[9], KEYS[10]
+local wake_key, index, seq, expiring = KEYS[8], KEYS[9], KEYS[10], KEYS[11]
 local arg = reader(3)
-local job_keys = reader(11, KEYS)
+local job_keys = reader(12, KEYS)
 local retention, cap = tonumber(arg()), tonumber(arg())
 local now = now_ms()
 local created = 0
@@ -31,6 +33,8 @@ local concurrencies = {allow = true, forbid = true, replace = true}
 for job in arg do
   local j = {id = job, due_at = tonumber(arg()), next_slot = arg(), concurrency = arg(), missed = tonumber(arg())}
   j.exact = arg() == '1'
+  j.expires = tonumber(arg())
+  if not j.expires then return bad(job, 'bad start-by deadline') end
   if not j.due_at or not j.next_slot or (j.next_slot ~= '' and not tonumber(j.next_slot)) then
     return bad(job, 'bad due or next slot')
   end
@@ -93,6 +97,10 @@ for _, j in ipairs(jobs) do
           if #j.fields > 0 then redis.call('HSET', key, unpack(j.fields)) end
           to_pending(key, id, k, redis.call('HGET', key, 'priority'), 'pending')
           redis.call('ZADD', index, now, id)
+          if j.expires > 0 then
+            redis.call('HSET', key, 'expires_ms', now + j.expires)
+            redis.call('ZADD', expiring, now + j.expires, id)
+          end
           if j.concurrency ~= 'allow' then redis.call('SADD', active, id) end
           redis.call('HINCRBY', state, 'fired', 1)
           redis.call('HSET', state, 'last_fire_ms', slot, 'last_task', id)

@@ -1,6 +1,6 @@
 -- Recoverer tick (fenced; the fence prelude comes first).
 -- KEYS: (fence) nodes, leader:status, running, pending, delayed, seq, wake,
--- tasks index, parks index, trim
+-- tasks index, parks index, trim, expiring
 -- ARGV: (fence) heartbeat timeout ms, retention ms, most ended tasks kept,
 -- log cap, random [0,1), most tasks to recover per tick
 -- 1. Dead nodes (registry entry expired): drop them from the index; their
@@ -8,11 +8,14 @@
 --    attempt (retry or fail).
 -- 2. Tasks past their `running` deadline (worker hung, or lost the item):
 --    running → failed attempt; queued but never started → back to pending.
--- 3. The listing index is trimmed (below).
--- Returns {dead node ids, handed back, failed attempts, ended tasks trimmed}.
+-- 3. Tasks past their start-by deadline that have not started are
+--    cancelled (error `expired`).
+-- 4. The listing index is trimmed (below).
+-- Returns {dead node ids, handed back, failed attempts, ended tasks trimmed,
+-- tasks expired}.
 local nodes, status_key, running, pending = KEYS[4], KEYS[5], KEYS[6], KEYS[7]
 local delayed, seq, wake_key, index = KEYS[8], KEYS[9], KEYS[10], KEYS[11]
-local parks, trim = KEYS[12], KEYS[13]
+local parks, trim, expiring = KEYS[12], KEYS[13], KEYS[14]
 local arg = reader(3)
 local heartbeat_timeout, retention, keep = tonumber(arg()), tonumber(arg()), tonumber(arg())
 local cap = tonumber(arg())
@@ -73,7 +76,25 @@ for _, id in ipairs(overdue) do
   end
 end
 
--- 3. The listing index (every task by creation time). A walk from the
+-- 3. Start-by deadlines. A task that started in time keeps running; one
+-- still waiting, delayed or queued ends cancelled.
+local expired = 0
+local due = redis.call('ZRANGEBYSCORE', expiring, '-inf', now, 'LIMIT', 0, limit)
+if #due > 0 then
+  local k3 = {pending = pending, delayed = delayed, running = running}
+  for _, id in ipairs(due) do
+    local key = P.task .. id
+    local f = redis.call('HMGET', key, 'status', 'started_ms', 'expires_ms')
+    if (f[1] == 'pending' or f[1] == 'retrying') and not f[2] then
+      redis.call('HSET', key, 'error', 'expired: not started by ' .. tostring(f[3]))
+      cancel_task(id, k3, retention, cap, 'expired (not started by its deadline)')
+      expired = expired + 1
+    end
+  end
+  redis.call('ZREM', expiring, unpack(due))
+end
+
+-- 4. The listing index (every task by creation time). A walk from the
 -- oldest entry drops entries whose record expired (the retention), and
 -- the oldest ended tasks, with their logs, while more are kept than
 -- `keep` (tasks waiting, delayed or on a worker do not count). It goes on
@@ -125,4 +146,4 @@ end
 
 if handed_back > 0 or failed > 0 then wake(wake_key) end
 redis.call('HSET', status_key, 'tick_node', ARGV[1], 'tick_epoch', ARGV[2], 'tick_ms', now)
-return {dead, handed_back, failed, trimmed}
+return {dead, handed_back, failed, trimmed, expired}

@@ -11,6 +11,7 @@
 //! and a leader that dies before the script leaves the slot due for the next.
 
 use std::collections::HashMap;
+use std::time::{Duration, Instant};
 
 use crate::error::Result;
 use crate::model::job::JobSpec;
@@ -20,11 +21,25 @@ use crate::store::{Conn, Fence, Store, calls};
 /// Most due jobs fired per tick (the rest fire in the next, at once).
 pub const DUE_BATCH: usize = 100;
 
+/// A parsed schedule unused this long is forgotten (a removed job's, or a
+/// job that fires less often: parsing it again is cheap), so the cache
+/// holds about the jobs that fire, not every job that ever did.
+const CACHE_IDLE: Duration = Duration::from_secs(3600);
+
+/// A job's parsed schedule: its cron and zone, and when it was last used.
+struct Cached {
+    cron: String,
+    timezone: Option<String>,
+    schedule: Schedule,
+    used: Instant,
+}
+
 /// Firing state kept by the leader: parsed schedules by job.
 pub struct Firer {
     store: Store,
     retention_ms: u64,
-    cache: HashMap<String, (String, Option<String>, Schedule)>,
+    cache: HashMap<String, Cached>,
+    swept: Instant,
 }
 
 /// What one firing pass did.
@@ -44,29 +59,48 @@ impl Firer {
             store: store.clone(),
             retention_ms,
             cache: HashMap::new(),
+            swept: Instant::now(),
         }
+    }
+
+    /// Forgets schedules unused for [`CACHE_IDLE`] at `now` (at most once
+    /// per [`CACHE_IDLE`]).
+    fn forget_unused(&mut self, now: Instant) {
+        if now.duration_since(self.swept) < CACHE_IDLE {
+            return;
+        }
+        self.swept = now;
+        self.cache
+            .retain(|_, c| now.duration_since(c.used) < CACHE_IDLE);
     }
 
     fn schedule(&mut self, spec: &JobSpec) -> Option<Schedule> {
         let expr = spec.cron.as_ref()?;
-        if let Some((cron, tz, s)) = self.cache.get(&spec.id)
-            && cron == expr
-            && *tz == spec.timezone
+        if let Some(c) = self.cache.get_mut(&spec.id)
+            && c.cron == *expr
+            && c.timezone == spec.timezone
         {
-            return Some(s.clone());
+            c.used = Instant::now();
+            return Some(c.schedule.clone());
         }
         let s = Schedule::parse(expr, spec.timezone.as_deref())
             .map_err(|e| log::warn!("scheduler: job {}: {e}; not scheduled", spec.id))
             .ok()?;
         self.cache.insert(
             spec.id.clone(),
-            (expr.clone(), spec.timezone.clone(), s.clone()),
+            Cached {
+                cron: expr.clone(),
+                timezone: spec.timezone.clone(),
+                schedule: s.clone(),
+                used: Instant::now(),
+            },
         );
         Some(s)
     }
 
     /// Fires every due job (up to [`DUE_BATCH`]).
     pub fn fire_due(&mut self, conn: &mut Conn, fence: &Fence) -> Result<Fired> {
+        self.forget_unused(Instant::now());
         let keys = self.store.keys.clone();
         let (now, due): (i64, Vec<DueRow>) = conn.run(|c| {
             calls::DueJobs { most: DUE_BATCH }
@@ -135,5 +169,30 @@ impl Firer {
             due: due.len(),
             created,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A removed job's parsed schedule does not stay in the leader's memory.
+    #[test]
+    fn schedules_unused_for_an_hour_are_forgotten() {
+        let store = Store::new("redis://127.0.0.1:1", "t", Duration::from_secs(1)).unwrap();
+        let mut firer = Firer::new(&store, 1000);
+        let t0 = Instant::now();
+        for id in ["kept", "removed"] {
+            let spec = JobSpec::new(id, "noop").with_cron("* * * * *");
+            assert!(firer.schedule(&spec).is_some());
+        }
+        firer.cache.get_mut("removed").unwrap().used = t0 - CACHE_IDLE;
+        // Not yet an hour since the last sweep: nothing goes.
+        firer.forget_unused(t0);
+        assert_eq!(firer.cache.len(), 2);
+        let at = firer.swept + CACHE_IDLE;
+        firer.forget_unused(at);
+        assert!(firer.cache.contains_key("kept"), "used within the hour");
+        assert!(!firer.cache.contains_key("removed"), "unused for an hour");
     }
 }

@@ -65,6 +65,7 @@ pub mod internal {
     pub use crate::recoverer::tick;
     pub use crate::schedule::Schedule;
     pub use crate::store::{Fence, Keys, Store, scripts};
+    pub use crate::worker::{GAVE_UP, STOP_BOUND};
 
     /// The HTTP server's limits.
     pub mod http {

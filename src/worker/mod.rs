@@ -69,6 +69,15 @@ const REPORT_LINGER: Duration = Duration::from_micros(500);
 const IDLE_BLOCK: Duration = Duration::from_secs(10);
 /// How long a stopping worker keeps retrying to record results.
 const FLUSH_LIMIT: Duration = Duration::from_secs(15);
+/// How long a stopping worker waits, after the shutdown grace, for the
+/// tasks it cancelled to end: a shell task gets SIGTERM, then SIGKILL after
+/// [`KILL_GRACE`](crate::executor::shell::KILL_GRACE) (3 s), and its output
+/// pipes 1 s more. A task still running then ignores its cancellation (a
+/// Rust closure that never looks at `TaskContext::is_cancelled`): it is
+/// reported as a failed attempt and its thread is left behind.
+pub const STOP_BOUND: Duration = Duration::from_secs(5);
+/// The error of an attempt the shutdown gave up on (see [`STOP_BOUND`]).
+pub const GAVE_UP: &str = "shutdown: did not stop within grace";
 /// Log lines kept per task (all attempts): 1,000. The byte cap beside it
 /// is [`MAX_TASK_LOG_BYTES`](crate::executor::MAX_TASK_LOG_BYTES); past
 /// either, the oldest lines go and a note at the log's head says how many.
@@ -125,6 +134,10 @@ struct Shared {
     /// Set when a `FINISH` call failed after it may have started refilled
     /// tasks (its reply lost): the fetcher then adopts them.
     suspect: AtomicBool,
+    /// The reporters' channels, through which the pool delivers reports;
+    /// `None` once the drain is over (see `pool.rs`). Closing it is what
+    /// ends the reporters.
+    outbox: Mutex<Option<Vec<Sender<Report>>>>,
 }
 
 /// The reporter's means to refill freed slots.
@@ -139,6 +152,10 @@ struct Refill {
 impl Shared {
     fn active(&self) -> std::sync::MutexGuard<'_, HashMap<String, (u32, CancelFlag, bool)>> {
         self.active.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn outbox(&self) -> std::sync::MutexGuard<'_, Option<Vec<Sender<Report>>>> {
+        self.outbox.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn refill(&self) -> std::sync::RwLockReadGuard<'_, Option<Refill>> {
@@ -209,6 +226,9 @@ pub struct Worker {
     canceller: Option<Component>,
     pool: Vec<std::thread::JoinHandle<()>>,
     pool_done: Receiver<()>,
+    /// The pool's channel, to empty it when the drain gives up on stuck
+    /// pool threads (so they take nothing more if they ever end).
+    jobs: Receiver<Claimed>,
     reporters: Vec<Component>,
     grace: Duration,
 }
@@ -228,6 +248,10 @@ pub fn start(
         slots_tx.send(()).expect("channel sized to capacity");
     }
     let (jobs_tx, jobs_rx) = crossbeam_channel::bounded::<Claimed>(capacity);
+    let (reports_tx, reports_rx): (Vec<Sender<Report>>, Vec<Receiver<Report>>) = REPORTER_NAMES
+        .iter()
+        .map(|_| crossbeam_channel::unbounded::<Report>())
+        .unzip();
     let shared = Arc::new(Shared {
         store: store.clone(),
         node: config.node_id.clone(),
@@ -246,21 +270,13 @@ pub fn start(
             jobs: jobs_tx.clone(),
         })),
         suspect: AtomicBool::new(false),
+        outbox: Mutex::new(Some(reports_tx)),
     });
-    let (reports_tx, reports_rx): (Vec<Sender<Report>>, Vec<Receiver<Report>>) = REPORTER_NAMES
-        .iter()
-        .map(|_| crossbeam_channel::unbounded::<Report>())
-        .unzip();
     let (done_tx, pool_done) = crossbeam_channel::unbounded();
 
     let mut pool = Vec::with_capacity(capacity);
     for n in 0..capacity {
-        let (shared, jobs, reports, done) = (
-            shared.clone(),
-            jobs_rx.clone(),
-            reports_tx.clone(),
-            done_tx.clone(),
-        );
+        let (shared, jobs, done) = (shared.clone(), jobs_rx.clone(), done_tx.clone());
         // Not `component::spawn_thread`: a pool thread spawns the shell
         // commands, and a child inherits the signal mask of the thread that
         // spawned it (std does not reset it), so a command started from a
@@ -273,16 +289,13 @@ pub fn start(
                     for claimed in jobs.iter() {
                         // The report carries the slot back: the reporter
                         // refills it or hands it to the fetcher.
-                        let owner = claimed.reporter;
-                        let report = run_one(&shared, claimed);
-                        shared.in_pool[owner].fetch_sub(1, Ordering::SeqCst);
-                        let _ = reports[owner].send(report);
+                        run_one(&shared, claimed);
                     }
                     let _ = done.send(());
                 })?,
         );
     }
-    drop((reports_tx, done_tx));
+    drop(done_tx);
 
     let fetch_ctl = store.keys.control(&config.node_id, "fetch");
     let fetcher = {
@@ -313,6 +326,7 @@ pub fn start(
         canceller: Some(canceller),
         pool,
         pool_done,
+        jobs: jobs_rx,
         reporters,
         grace: config.shutdown_grace,
     })
@@ -352,7 +366,10 @@ impl Worker {
 
     /// Lets running tasks finish for up to the shutdown grace, then stops
     /// them (reported as failed attempts, retried elsewhere), flushes every
-    /// result and joins all worker threads.
+    /// result and joins all worker threads. A task that ignores its
+    /// cancellation for [`STOP_BOUND`] more is reported failed
+    /// ([`GAVE_UP`]) and its pool thread is left running, with a log line:
+    /// the drain never waits on it.
     pub fn drain(mut self) {
         self.stop_fetching();
         let deadline = Instant::now() + self.grace;
@@ -372,14 +389,61 @@ impl Worker {
             for (_, flag, _) in self.shared.active().values() {
                 flag.cancel();
             }
+            let bound = Instant::now() + STOP_BOUND;
+            while left > 0 {
+                match self.pool_done.recv_deadline(bound) {
+                    Ok(()) => left -= 1,
+                    Err(_) => break,
+                }
+            }
+        }
+        {
+            // Lock order: outbox, then active (as in `pool.rs`). Once the
+            // outbox is closed no pool thread can deliver; the reporters
+            // end when they have recorded what is in their channels.
+            let mut outbox = self.shared.outbox();
+            let senders = outbox.take();
+            if left > 0 {
+                // Claimed but never picked up: no thread will run them.
+                self.jobs.try_iter().for_each(drop);
+                let stuck: Vec<(String, u32)> = self
+                    .shared
+                    .active()
+                    .drain()
+                    .map(|(id, (attempt, _, _))| (id, attempt))
+                    .collect();
+                let ids: Vec<&str> = stuck.iter().map(|(id, _)| id.as_str()).collect();
+                log::error!(
+                    "worker: {} tasks did not stop within the shutdown grace + {STOP_BOUND:?} after their cancellation ({}); reported as failed attempts; {left} pool threads are left running",
+                    stuck.len(),
+                    ids.join(", ")
+                );
+                if let Some(senders) = &senders {
+                    for (id, attempt) in stuck {
+                        METRICS.attempt_ended("failed");
+                        let _ = senders[0].send(Report {
+                            id,
+                            attempt,
+                            outcome: Outcome::fail(-1, GAVE_UP),
+                            log: vec![format!(
+                                "{GAVE_UP} ({:?} + {STOP_BOUND:?} after its cancellation); the attempt is counted as failed",
+                                self.grace
+                            )],
+                        });
+                    }
+                }
+            }
         }
         for t in self.pool.drain(..) {
-            let _ = t.join();
+            // A thread still running a task that ignores its cancellation
+            // is detached, not joined.
+            if left == 0 || t.is_finished() {
+                let _ = t.join();
+            }
         }
         if let Some(c) = self.canceller.take() {
             c.stop();
         }
-        // A reporter ends once every pool thread (report sender) is gone.
         for r in self.reporters.drain(..) {
             r.join();
         }

@@ -146,12 +146,14 @@ fn shutdown_is_bounded_when_a_closure_ignores_cancellation() {
     let redis = RedisServer::start();
     let (url, ns) = (redis.url(), unique_ns("stubborn"));
     let grace = Duration::from_millis(500);
-    let mut config = Config::default();
-    config.redis_url = url.clone();
-    config.namespace = ns.clone();
-    config.node_id = "stubborn".into();
-    config.capacity = 2;
-    config.shutdown_grace = grace;
+    let config = Config {
+        redis_url: url.clone(),
+        namespace: ns.clone(),
+        node_id: "stubborn".into(),
+        capacity: 2,
+        shutdown_grace: grace,
+        ..Config::default()
+    };
     let release = Arc::new(AtomicBool::new(false));
     let (started, returned) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
     let node = {

@@ -40,6 +40,7 @@ use crate::executor::{CancelFlag, Executors, Outcome};
 use crate::leader::wake_control;
 use crate::metrics::METRICS;
 use crate::store::{Store, scripts};
+use crate::supervisor::{Policy, Supervision};
 
 mod canceller;
 mod fetcher;
@@ -233,13 +234,16 @@ pub struct Worker {
     grace: Duration,
 }
 
-/// Starts the worker threads. `running` is shared with the heartbeat.
+/// Starts the worker threads. `running` is shared with the heartbeat. The
+/// fetcher and the reporters stop the node if they die; the canceller is
+/// restarted (see `supervisor.rs`).
 pub fn start(
     store: &Store,
     config: &Config,
     instance: &str,
     executors: Executors,
     running: Arc<AtomicUsize>,
+    supervision: &Supervision,
 ) -> Result<Worker> {
     let offered = executors.names().join(",");
     let capacity = config.capacity;
@@ -297,28 +301,56 @@ pub fn start(
     }
     drop(done_tx);
 
-    let fetch_ctl = store.keys.control(&config.node_id, "fetch");
+    // The stop wakers' lists are this process's own (`…:fetch:{instance}`):
+    // a replaced process of the same node id that shuts down must not stop
+    // its successor's loops (a foreign pop would end them, and a fetcher
+    // that ends stops the node).
+    let fetch_ctl = store
+        .keys
+        .control(&config.node_id, &format!("fetch:{instance}"));
     let fetcher = {
         let (shared, ctl) = (shared.clone(), fetch_ctl.clone());
         let waker_store = store.clone();
-        Component::spawn("fetcher", move |stop| {
-            fetch_loop(&shared, &ctl, slots_rx, jobs_tx, stop)
+        // Exit policy: the fetcher holds the free slots' tokens and the
+        // items it popped; a restart would lose them.
+        let mut once = Some((slots_rx, jobs_tx));
+        Component::supervised("fetcher", Policy::Exit, supervision, move |stop| {
+            if let Some((slots, jobs)) = once.take() {
+                fetch_loop(&shared, &ctl, slots, jobs, stop.clone());
+            }
+            Ok(())
         })?
         .with_waker(move || wake_control(&waker_store, &fetch_ctl))
     };
     let mut reporters = Vec::with_capacity(REPORTER_NAMES.len());
     for (index, (name, reports)) in REPORTER_NAMES.into_iter().zip(reports_rx).enumerate() {
         let (shared, slots) = (shared.clone(), slots_tx.clone());
-        reporters.push(Component::spawn(name, move |_| {
-            report_loop(&shared, index, reports, &slots)
-        })?);
+        // Exit policy: a reporter holds outcomes not yet recorded and the
+        // slots they free.
+        let mut once = Some(reports);
+        reporters.push(Component::supervised(
+            name,
+            Policy::Exit,
+            supervision,
+            move |_| {
+                if let Some(reports) = once.take() {
+                    report_loop(&shared, index, reports, &slots);
+                }
+                Ok(())
+            },
+        )?);
     }
-    let cancel_ctl = store.keys.control(&config.node_id, "canceller");
+    let cancel_ctl = store
+        .keys
+        .control(&config.node_id, &format!("canceller:{instance}"));
     let canceller = {
         let (shared, ctl) = (shared.clone(), cancel_ctl.clone());
         let waker_store = store.clone();
-        Component::spawn("canceller", move |stop| cancel_loop(&shared, &ctl, stop))?
-            .with_waker(move || wake_control(&waker_store, &cancel_ctl))
+        Component::supervised("canceller", Policy::Restart, supervision, move |stop| {
+            cancel_loop(&shared, &ctl, stop.clone());
+            Ok(())
+        })?
+        .with_waker(move || wake_control(&waker_store, &cancel_ctl))
     };
     Ok(Worker {
         shared,
@@ -396,6 +428,11 @@ impl Worker {
                     Err(_) => break,
                 }
             }
+        }
+        // The reporters end once the outbox is closed: that is a stop, not
+        // a death.
+        for r in &mut self.reporters {
+            r.request_stop();
         }
         {
             // Lock order: outbox, then active (as in `pool.rs`). Once the

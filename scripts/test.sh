@@ -3,8 +3,11 @@
 #
 #   1. cargo fmt --check
 #   2. cargo clippy --all-targets -- -D warnings
+#      cargo clippy --all-targets --features failpoints -- -D warnings
 #   3. cargo test --all-targets --no-fail-fast
 #                                    (unit, integration, examples, benches)
+#      cargo test --features failpoints --test supervision
+#                                    (fault injection; needs the feature)
 #   4. cargo test --doc              (doc tests; --all-targets skips them)
 #
 # It installs what is missing first: redis-server/redis-cli (the tests start
@@ -25,7 +28,7 @@ for arg in "$@"; do
     case "$arg" in
         --fail-fast) fail_fast=1 ;;
         -h | --help)
-            sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'
+            sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'
             exit 0
             ;;
         *) die "unknown argument: $arg (try --help)" ;;
@@ -107,8 +110,12 @@ static_pid=$!
 
 run_step format cargo fmt --all --check -- --color "$fmt_color"
 run_step clippy cargo clippy --all-targets -- -D warnings
+run_step clippy-failpoints cargo clippy --all-targets --features failpoints -- -D warnings
 # --no-fail-fast: a failing unit test must not hide the integration tests.
 run_step tests cargo test --all-targets --no-fail-fast
+# The supervision tests need a node binary with failpoints compiled in (the
+# test target requires the feature, so the step above skips it).
+run_step tests-failpoints cargo test --features failpoints --test supervision --no-fail-fast
 run_step doctests cargo test --doc
 
 wait "$static_pid" 2>/dev/null || true

@@ -6,6 +6,10 @@
 //! inside Redis (BLPOP) cannot see the channel; its component is given a
 //! waker that pushes to the loop's control list so the BLPOP returns at once.
 //!
+//! A node's components are started with [`Component::supervised`]: a panic
+//! or an unexpected end is handled by the component's restart-or-exit
+//! policy (`supervisor.rs`) in its own thread, as soon as it happens.
+//!
 //! Every thread the crate starts goes through [`spawn_thread`], which blocks
 //! process-directed signals (SIGCHLD, SIGTERM, SIGINT, …) in that thread.
 //! Linux never restarts `recv` on a socket with a read timeout
@@ -22,6 +26,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+
+use crate::supervisor::{Policy, Supervision};
 
 /// The receiving side of a stop request, cloned into a component's thread.
 #[derive(Clone)]
@@ -80,6 +86,23 @@ impl Component {
             waker: None,
             join,
         })
+    }
+
+    /// Spawns thread `name` running `body` under supervision (see
+    /// [`crate::supervisor`]): a panic, or a return while no stop was
+    /// requested, is noticed at once and handled by `policy` (restart with
+    /// backoff, or stop the node); an `Err` from `body` stops the node.
+    /// `body` is called again for each restart, so it rebuilds whatever
+    /// state a panic may have left half-done.
+    pub fn supervised(
+        name: &'static str,
+        policy: Policy,
+        supervision: &Supervision,
+        body: impl FnMut(&StopSignal) -> crate::error::Result<()> + Send + 'static,
+    ) -> std::io::Result<Component> {
+        supervision.health.register(name, policy);
+        let supervision = supervision.clone();
+        Component::spawn(name, move |stop| supervision.run(name, policy, &stop, body))
     }
 
     /// Sets the call that interrupts the component's blocking Redis wait.

@@ -31,6 +31,14 @@ pub enum Error {
     Io(std::io::Error),
     /// A stored record could not be decoded.
     Json(serde_json::Error),
+    /// A component thread of the node panicked or ended and its policy
+    /// stops the node (see the README's supervision table).
+    ComponentFailed {
+        /// The component's thread name.
+        component: String,
+        /// `panicked: …` or `ended unexpectedly`.
+        reason: String,
+    },
 }
 
 /// Shorthand for `Result<T, distsched::Error>`.
@@ -58,6 +66,9 @@ impl fmt::Display for Error {
             Error::NotFound(what) => write!(f, "{what} not found"),
             Error::Io(e) => write!(f, "{e}"),
             Error::Json(e) => write!(f, "bad stored record: {e}"),
+            Error::ComponentFailed { component, reason } => {
+                write!(f, "component {component} {reason}; the node stops")
+            }
         }
     }
 }

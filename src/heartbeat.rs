@@ -12,14 +12,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crossbeam_channel::Sender;
-
 use crate::component::{Component, StopSignal};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::metrics::METRICS;
 use crate::model::node::NodeInfo;
 use crate::store::{Conn, Store, calls};
+use crate::supervisor::{Policy, Supervision};
 
 /// What the heartbeat needs to describe this node.
 pub struct Registration {
@@ -186,19 +185,23 @@ impl Registration {
         .map(drop)
     }
 
-    /// Starts the heartbeat thread. Call [`Registration::beat`] once before,
-    /// so that start-up fails loudly on a taken id or an unreachable Redis.
-    /// If another process takes this node's id while it runs (this one was
-    /// frozen past its heartbeat timeout and replaced), the thread stops
-    /// beating and sends the error on `fatal`: the node must stop, since two
-    /// processes with one id would share a queue.
-    pub fn start(mut self, interval: Duration, fatal: Sender<Error>) -> Result<Component> {
-        Ok(Component::spawn("heartbeat", move |stop| {
-            self.run(interval, stop, fatal)
-        })?)
+    /// Starts the heartbeat thread (supervised: restarted with backoff if
+    /// it panics). Call [`Registration::beat`] once before, so that
+    /// start-up fails loudly on a taken id or an unreachable Redis. If
+    /// another process takes this node's id while it runs (this one was
+    /// frozen past its heartbeat timeout and replaced), the thread gives up
+    /// with that error and the node stops: two processes with one id would
+    /// share a queue.
+    pub fn start(mut self, interval: Duration, supervision: &Supervision) -> Result<Component> {
+        Ok(Component::supervised(
+            "heartbeat",
+            Policy::Restart,
+            supervision,
+            move |stop| self.run(interval, stop),
+        )?)
     }
 
-    fn run(&mut self, interval: Duration, stop: StopSignal, fatal: Sender<Error>) {
+    fn run(&mut self, interval: Duration, stop: &StopSignal) -> Result<()> {
         let mut conn = self.store.conn("heartbeat");
         let mut wait = interval;
         while !stop.wait(wait) {
@@ -213,8 +216,7 @@ impl Registration {
                 Ok(()) => interval,
                 Err(e @ Error::NodeIdInUse { .. }) => {
                     log::error!("heartbeat: {e}; this process stops");
-                    let _ = fatal.send(e);
-                    return;
+                    return Err(e);
                 }
                 Err(e) if e.is_unavailable() => conn.backoff(),
                 Err(e) => {
@@ -227,5 +229,6 @@ impl Registration {
             Ok(()) => log::info!("heartbeat: deregistered node {}", self.info.id),
             Err(e) => log::warn!("heartbeat: could not deregister ({e}); the entry expires by TTL"),
         }
+        Ok(())
     }
 }

@@ -30,6 +30,7 @@ pub mod executor;
 pub(crate) mod client;
 pub(crate) mod component;
 pub(crate) mod error;
+pub(crate) mod failpoints;
 pub(crate) mod heartbeat;
 pub(crate) mod http;
 pub(crate) mod leader;
@@ -39,6 +40,7 @@ pub(crate) mod node;
 pub(crate) mod schedule;
 pub(crate) mod stats;
 pub(crate) mod store;
+pub(crate) mod supervisor;
 pub(crate) mod worker;
 
 pub(crate) use leader::{balancer, dispatcher, firing, recoverer, scheduler};
@@ -54,6 +56,7 @@ pub use model::task::{Attempt, Status, Task, TaskSpec};
 pub use node::{Node, NodeBuilder, NodeHandle};
 pub use schedule::Misfire;
 pub use stats::ClusterStats;
+pub use supervisor::{ComponentHealth, Policy, State as ComponentState};
 
 /// Not part of the API: what the `distsched` binary, the examples and the
 /// test suite reach inside the crate for (key names, scripts, the
@@ -65,6 +68,7 @@ pub mod internal {
     pub use crate::recoverer::tick;
     pub use crate::schedule::Schedule;
     pub use crate::store::{Fence, Keys, Store, calls, scripts};
+    pub use crate::worker::{GAVE_UP, STOP_BOUND};
 
     /// The HTTP server's limits.
     pub mod http {

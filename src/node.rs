@@ -16,6 +16,10 @@
 //! entry goes next, so the node stays visible while it still holds work.
 //! The HTTP server answers until the end (`/ready` turns 503 as soon as
 //! the shutdown begins, `/health` stays 200) and stops last.
+//!
+//! Every component runs supervised (`supervisor.rs`): one that panics is
+//! restarted with backoff or, by its policy, stops the node through the
+//! failure channel ([`NodeHandle::failure`]).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -35,6 +39,7 @@ use crate::leader::{self, Lease};
 use crate::recoverer;
 use crate::scheduler::{self, JobsFile};
 use crate::store::Store;
+use crate::supervisor::{ComponentHealth, Health, Supervision};
 use crate::worker::{self, Worker};
 
 /// Entry point for running a node in-process.
@@ -105,6 +110,8 @@ impl NodeBuilder {
             crate::model::ident::check(crate::model::ident::Name::Executor, &name)
                 .map_err(Error::Config)?;
         }
+        #[cfg(feature = "failpoints")]
+        crate::failpoints::setup_from_env()?;
         let executors = builtin_executors(&config, self.executors)?;
         let listener = crate::http::bind(&config)?;
         let store = Store::new(&config.redis_url, &config.namespace, config.redis_timeout)?;
@@ -119,12 +126,19 @@ impl NodeBuilder {
         let mut registration = Registration::new(&store, &config, offered, running.clone());
         registration.register(&mut store.quiet_conn("register"), config.heartbeat_interval)?;
         let (fatal_tx, fatal) = crossbeam_channel::bounded(1);
+        let health = Health::default();
+        let supervision = Supervision::new(health.clone(), fatal_tx);
         let instance = registration.instance().to_string();
-        let heartbeat = registration.start(config.heartbeat_interval, fatal_tx)?;
+        let heartbeat = registration.start(config.heartbeat_interval, &supervision)?;
 
         let worker = if config.role.works() {
             Some(worker::start(
-                &store, &config, &instance, executors, running,
+                &store,
+                &config,
+                &instance,
+                executors,
+                running,
+                &supervision,
             )?)
         } else {
             None
@@ -133,17 +147,29 @@ impl NodeBuilder {
         let mut elector = None;
         let mut lease = None;
         if config.role.schedules() {
-            let (component, l) = leader::start(&store, &config)?;
-            leader_work.push(scheduler::start(&store, &config, &l, self.jobs.clone())?);
-            leader_work.push(recoverer::start(&store, &config, &l)?);
+            let (component, l) = leader::start(&store, &config, &supervision)?;
+            leader_work.extend(scheduler::start(
+                &store,
+                &config,
+                &l,
+                self.jobs.clone(),
+                &supervision,
+            )?);
+            leader_work.push(recoverer::start(&store, &config, &l, &supervision)?);
             elector = Some(component);
             lease = Some(l);
         }
         let stopping = Arc::new(AtomicBool::new(false));
         let (http, http_addr) = match listener {
             Some(l) => {
-                let (c, addr) =
-                    crate::http::start(l, &config, &instance, lease.clone(), stopping.clone())?;
+                let (c, addr) = crate::http::start(
+                    l,
+                    &config,
+                    &instance,
+                    lease.clone(),
+                    stopping.clone(),
+                    &supervision,
+                )?;
                 (Some(c), Some(addr))
             }
             None => (None, None),
@@ -167,6 +193,7 @@ impl NodeBuilder {
             http_addr,
             stopping,
             fatal,
+            health,
         })
     }
 }
@@ -232,14 +259,23 @@ pub struct NodeHandle {
     http_addr: Option<SocketAddr>,
     stopping: Arc<AtomicBool>,
     fatal: Receiver<Error>,
+    health: Health,
 }
 
 impl NodeHandle {
     /// Receives an error when the node cannot go on and must be shut down:
-    /// today, when another process took over this node's id while this one
-    /// was frozen. Select on it next to your own shutdown trigger.
+    /// a component whose supervision policy is to stop the node panicked
+    /// or ended ([`Error::ComponentFailed`]), or another process took over
+    /// this node's id while this one was frozen. Select on it next to your
+    /// own shutdown trigger (the binary shuts down and exits 1).
     pub fn failure(&self) -> &Receiver<Error> {
         &self.fatal
+    }
+
+    /// Every supervised component with its state, restarts and last error
+    /// (what `/health` shows).
+    pub fn health(&self) -> Vec<ComponentHealth> {
+        self.health.snapshot()
     }
 
     /// This node's id.

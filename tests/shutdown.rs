@@ -128,3 +128,106 @@ fn tasks_past_the_grace_are_handed_back_and_retried_elsewhere() {
          {took:?}, retried on w2"
     ));
 }
+
+/// Issue 15 item 9: an embedded node whose Rust closure ignores its
+/// cancellation (it loops until the test lets it go) still shuts down
+/// within the grace + `STOP_BOUND` (+ a flush): the attempts it gave up on
+/// are recorded failed (no retry left) or retrying, with the reason, never
+/// left `running`; the closure's thread is left behind and its late
+/// outcome changes nothing.
+#[test]
+fn shutdown_is_bounded_when_a_closure_ignores_cancellation() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+    use distsched::internal::{GAVE_UP, STOP_BOUND};
+    use distsched::{Config, Node};
+
+    let redis = RedisServer::start();
+    let (url, ns) = (redis.url(), unique_ns("stubborn"));
+    let grace = Duration::from_millis(500);
+    let config = Config {
+        redis_url: url.clone(),
+        namespace: ns.clone(),
+        node_id: "stubborn".into(),
+        capacity: 2,
+        shutdown_grace: grace,
+        ..Config::default()
+    };
+    let release = Arc::new(AtomicBool::new(false));
+    let (started, returned) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let node = {
+        let (release, started, returned) = (release.clone(), started.clone(), returned.clone());
+        Node::builder(config)
+            .function("stubborn", move |_ctx| {
+                started.fetch_add(1, Ordering::SeqCst);
+                // Never looks at ctx.is_cancelled().
+                while !release.load(Ordering::SeqCst) {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                returned.fetch_add(1, Ordering::SeqCst);
+                Ok(serde_json::json!("late"))
+            })
+            .start()
+            .expect("start the embedded node")
+    };
+    let mut c = Client::open(&url, &ns).expect("client");
+    let mut last = TaskSpec::new("stubborn").with_retries(0);
+    last.timeout = Duration::from_secs(60);
+    let mut again = last.clone().with_retries(2);
+    again.retry_delay = Duration::from_secs(60);
+    let ids = [
+        c.submit(&last).expect("submit").id,
+        c.submit(&again).expect("submit").id,
+    ];
+    wait_until(Duration::from_secs(10), "both tasks run", || {
+        started.load(Ordering::SeqCst) == 2
+    });
+
+    let began = Instant::now();
+    let (done_tx, done_rx) = crossbeam_channel::bounded(1);
+    std::thread::spawn(move || {
+        node.shutdown();
+        let _ = done_tx.send(());
+    });
+    let limit = grace + STOP_BOUND + Duration::from_secs(3);
+    if done_rx.recv_timeout(limit).is_err() {
+        release.store(true, Ordering::SeqCst);
+        panic!("shutdown still running after {limit:?} (grace {grace:?})");
+    }
+    let took = began.elapsed();
+    report(&format!(
+        "shutdown stubborn-closure: returned in {} ms (grace {} ms + stop bound {} ms)",
+        took.as_millis(),
+        grace.as_millis(),
+        STOP_BOUND.as_millis()
+    ));
+    assert!(took >= grace, "the grace was given first: {took:?}");
+
+    let check = |c: &mut Client| {
+        let first = c.task(&ids[0]).expect("task");
+        assert_eq!(first.status, Status::Failed, "{first:?}");
+        assert!(
+            first.error.as_deref().is_some_and(|e| e.contains(GAVE_UP)),
+            "{first:?}"
+        );
+        let second = c.task(&ids[1]).expect("task");
+        assert_eq!(second.status, Status::Retrying, "{second:?}");
+        assert_eq!(second.failures, 1, "{second:?}");
+        assert!(
+            second.error.as_deref().is_some_and(|e| e.contains(GAVE_UP)),
+            "{second:?}"
+        );
+    };
+    check(&mut c);
+    let log = c.logs(&ids[0]).expect("logs");
+    assert!(log.iter().any(|l| l.contains(GAVE_UP)), "{log:?}");
+
+    // The abandoned threads end later; what they return is dropped.
+    release.store(true, Ordering::SeqCst);
+    wait_until(Duration::from_secs(5), "the closures return", || {
+        returned.load(Ordering::SeqCst) == 2
+    });
+    check(&mut c);
+    assert_eq!(Probe::new(&url, &ns).in_flight(), 0, "nothing left running");
+}

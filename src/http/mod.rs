@@ -53,6 +53,7 @@ use crate::error::{Error, Result};
 use crate::leader::Lease;
 use crate::metrics::METRICS;
 use crate::store::Store;
+use crate::supervisor::{Health, Policy, Supervision};
 
 pub use probe::{PROBE_HEAD_DEADLINE, PROBE_PENDING};
 pub(crate) use server::Request;
@@ -82,6 +83,8 @@ pub(crate) struct Context {
     store: Store,
     probe_store: Store,
     retention: Duration,
+    /// The node's supervised components, for `/health` and `/metrics`.
+    pub(crate) health: Health,
 }
 
 /// Opens the listening socket for `config.http_addr`, if set.
@@ -112,6 +115,7 @@ pub fn start(
     instance: &str,
     lease: Option<Lease>,
     stopping: Arc<AtomicBool>,
+    supervision: &Supervision,
 ) -> Result<(Component, SocketAddr)> {
     let addr = listener.local_addr()?;
     let ctx = Arc::new(Context {
@@ -128,6 +132,7 @@ pub fn start(
             config.redis_timeout.min(PROBE_TIMEOUT),
         )?,
         retention: config.task_retention,
+        health: supervision.health.clone(),
     });
     let (conns_tx, conns_rx) = crossbeam_channel::bounded::<Incoming>(BACKLOG);
     let (probes_tx, probes_rx) = crossbeam_channel::bounded::<TcpStream>(PROBE_PENDING);
@@ -144,17 +149,19 @@ pub fn start(
             probe::run(&ctx, &probes_rx, &conns)
         })?
     };
-    let component = Component::spawn("http", move |stop| {
-        accept_loop(&listener, &conns_tx, &probes_tx, &stop);
-        // The probe lane ends once its channel is disconnected, dropping
-        // its sender of `conns`; handlers end once `conns` is empty and
-        // disconnected.
-        drop(probes_tx);
-        drop(conns_tx);
-        let _ = prober.join();
-        for h in handlers {
-            let _ = h.join();
-        }
+    // The acceptor's state outlives a restart of its loop; when the
+    // thread ends (a stop) dropping it closes the channels and joins the
+    // probe lane and the handlers.
+    let acceptor = Acceptor {
+        listener,
+        conns: Some(conns_tx),
+        probes: Some(probes_tx),
+        prober: Some(prober),
+        handlers,
+    };
+    let component = Component::supervised("http", Policy::Restart, supervision, move |stop| {
+        acceptor.accept(stop);
+        Ok(())
     })?
     .with_waker(move || {
         // Wake the blocking accept; the loop then sees the stop.
@@ -162,6 +169,40 @@ pub fn start(
     });
     log::info!("http: listening on {addr}");
     Ok((component, addr))
+}
+
+/// The `http` thread's state: the socket, the channels to the handlers and
+/// the probe lane, and their threads.
+struct Acceptor {
+    listener: TcpListener,
+    conns: Option<Sender<Incoming>>,
+    probes: Option<Sender<TcpStream>>,
+    prober: Option<std::thread::JoinHandle<()>>,
+    handlers: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Acceptor {
+    fn accept(&self, stop: &StopSignal) {
+        if let (Some(conns), Some(probes)) = (&self.conns, &self.probes) {
+            accept_loop(&self.listener, conns, probes, stop);
+        }
+    }
+}
+
+impl Drop for Acceptor {
+    fn drop(&mut self) {
+        // The probe lane ends once its channel is disconnected, dropping
+        // its sender of `conns`; handlers end once `conns` is empty and
+        // disconnected.
+        drop(self.probes.take());
+        drop(self.conns.take());
+        if let Some(p) = self.prober.take() {
+            let _ = p.join();
+        }
+        for h in self.handlers.drain(..) {
+            let _ = h.join();
+        }
+    }
 }
 
 /// Where to connect to reach `addr` from this host (an unspecified

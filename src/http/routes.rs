@@ -20,6 +20,28 @@ use serde_json::json;
 /// Most tasks one `GET /tasks` returns.
 const LIST_MAX: usize = 1000;
 
+/// `GET /health`: 200 `{"status": "ok", …}` while every supervised
+/// component runs; 503 `{"status": "failing", "down": [names], …}` while
+/// one is restarting or failed. Both list every component (state,
+/// policy, restarts, last error). Redis is not asked: liveness does not
+/// depend on it.
+fn health(h: &Handler) -> Reply {
+    let components = h.ctx.health.snapshot();
+    let down: Vec<&str> = components
+        .iter()
+        .filter(|c| c.is_down())
+        .map(|c| c.name.as_str())
+        .collect();
+    if down.is_empty() {
+        Reply::json(200, &json!({"status": "ok", "components": components}))
+    } else {
+        Reply::json(
+            503,
+            &json!({"status": "failing", "down": down, "components": components}),
+        )
+    }
+}
+
 /// Answers one request.
 pub(super) fn route(h: &mut Handler, request: &Request) -> Reply {
     let (path, query) = request
@@ -38,7 +60,7 @@ pub(super) fn route(h: &mut Handler, request: &Request) -> Reply {
     let method = request.method.as_str();
     let read = matches!(method, "GET" | "HEAD");
     match seg.as_slice() {
-        ["health"] if read => return Reply::json(200, &json!({"status": "ok"})),
+        ["health"] if read => return health(h),
         ["ready"] if read => return scrape::ready(h),
         ["health" | "ready"] => return not_allowed("GET, HEAD"),
         _ => {}
@@ -61,6 +83,19 @@ pub(super) fn route(h: &mut Handler, request: &Request) -> Reply {
         }
     }
     match (seg.as_slice(), read, method) {
+        #[cfg(feature = "failpoints")]
+        (["failpoints", name], _, "PUT") => {
+            let actions = String::from_utf8_lossy(&request.body).trim().to_string();
+            match crate::failpoints::set(name, &actions) {
+                Ok(()) => Reply::json(200, &json!({"failpoint": name, "actions": actions})),
+                Err(e) => Reply::error(400, &e.to_string()),
+            }
+        }
+        #[cfg(feature = "failpoints")]
+        (["failpoints", name], _, "DELETE") => {
+            crate::failpoints::remove(name);
+            Reply::json(200, &json!({"failpoint": name, "removed": true}))
+        }
         (["metrics"], true, _) => scrape::metrics(h),
         (["stats"], true, _) => result(200, h.api.stats()),
         (["leader"], true, _) => match h.api.leader() {

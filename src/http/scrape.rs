@@ -76,6 +76,32 @@ pub(super) fn metrics(h: &mut Handler) -> Reply {
         ],
         1.0,
     );
+    enc.family(
+        "distsched_component_up",
+        Kind::Gauge,
+        "1 while the supervised component runs, 0 while it is restarting, failed or stopped.",
+    );
+    let components = h.ctx.health.snapshot();
+    for c in &components {
+        let up = c.state == crate::supervisor::State::Running;
+        enc.sample(
+            "distsched_component_up",
+            &[("component", &c.name)],
+            if up { 1.0 } else { 0.0 },
+        );
+    }
+    enc.family(
+        "distsched_component_restarts_total",
+        Kind::Counter,
+        "Times the supervisor restarted the component since the node started.",
+    );
+    for c in &components {
+        enc.sample(
+            "distsched_component_restarts_total",
+            &[("component", &c.name)],
+            c.restarts as f64,
+        );
+    }
     let stats = h.probe.stats();
     enc.single(
         "distsched_redis_up",

@@ -11,6 +11,11 @@
 //! down gracefully releases the lease and pushes a notice: handover then
 //! takes one round trip, not a TTL.
 //!
+//! Before each renew the holder checks that its scheduler and recoverer
+//! are running (`supervisor::LEADER_PARTS`); while one is dead or waiting
+//! for its restart it does not renew: it steps down and releases the
+//! lease, and it does not stand for election until both run again.
+//!
 //! The folder holds the leader role: this file (the `leader` thread and the
 //! lease), `scheduler.rs` (the `scheduler` and `alarm` threads), `firing.rs`
 //! (cron firing, on the scheduler thread), `dispatcher.rs` and
@@ -31,6 +36,7 @@ use crate::config::Config;
 use crate::error::Result;
 use crate::metrics::METRICS;
 use crate::store::{Fence, Store, calls};
+use crate::supervisor::{Health, LEADER_PARTS, Policy, Supervision};
 
 /// This node's view of the leader lease, shared by the leader thread (which
 /// writes it) and leader-only components (which read a [`Fence`] from it).
@@ -100,8 +106,18 @@ fn local_validity(ttl: Duration) -> Duration {
     ttl - ttl / 10
 }
 
-/// Starts the leader thread. Returns the component and the shared lease.
-pub fn start(store: &Store, config: &Config) -> Result<(Component, Lease)> {
+/// How often a node whose scheduler or recoverer is down looks again
+/// before it stands for election (a local check, no Redis call).
+const PARTS_CHECK: Duration = Duration::from_millis(100);
+
+/// Starts the leader thread (supervised: restarted with backoff; a
+/// restarted elector renews the lease the node still holds, or stands by).
+/// Returns the component and the shared lease.
+pub fn start(
+    store: &Store,
+    config: &Config,
+    supervision: &Supervision,
+) -> Result<(Component, Lease)> {
     let lease = Lease::new(&config.node_id);
     let control = store.keys.control(&config.node_id, "leader");
     let mut elector = Elector {
@@ -111,10 +127,14 @@ pub fn start(store: &Store, config: &Config) -> Result<(Component, Lease)> {
         renew: config.renew_interval,
         seen_epoch: 0,
         control: control.clone(),
+        health: supervision.health.clone(),
     };
     let waker_store = store.clone();
-    let component = Component::spawn("leader", move |stop| elector.run(stop))?
-        .with_waker(move || wake_control(&waker_store, &control));
+    let component = Component::supervised("leader", Policy::Restart, supervision, move |stop| {
+        elector.run(stop);
+        Ok(())
+    })?
+    .with_waker(move || wake_control(&waker_store, &control));
     Ok((component, lease))
 }
 
@@ -137,6 +157,9 @@ struct Elector {
     renew: Duration,
     seen_epoch: u64,
     control: String,
+    /// The node's components: no renew, and no election, while one of
+    /// [`LEADER_PARTS`] is not running.
+    health: Health,
 }
 
 enum Attempt {
@@ -145,14 +168,21 @@ enum Attempt {
 }
 
 impl Elector {
-    fn run(&mut self, stop: StopSignal) {
+    fn run(&mut self, stop: &StopSignal) {
         let mut conn = self.store.conn("leader");
         loop {
             let wait = match self.lease.held() {
                 Some(held) => self.renew_step(&mut conn, held),
-                None => self.standby_step(&mut conn, &stop),
+                None => self.standby_step(&mut conn, stop),
             };
-            if stop.wait(wait) {
+            // A component that dies wakes this wait, so a leader steps
+            // down at once rather than at its next renew.
+            let stopped = crossbeam_channel::select! {
+                recv(stop.receiver()) -> _ => true,
+                recv(self.health.changed()) -> _ => false,
+                default(wait) => false,
+            };
+            if stopped {
                 break;
             }
         }
@@ -160,7 +190,15 @@ impl Elector {
     }
 
     /// Renews the held lease; returns how long to wait before the next step.
+    /// A leader whose scheduler or recoverer is not running does not renew:
+    /// it steps down and releases the lease, so a standby takes over now.
     fn renew_step(&mut self, conn: &mut crate::store::Conn, held: Held) -> Duration {
+        if let Some(down) = self.health.first_down(LEADER_PARTS) {
+            self.lease
+                .revoke(&format!("its {down} is not running; releasing the lease"));
+            self.release_epoch(conn, held.epoch);
+            return PARTS_CHECK;
+        }
         let keys = &self.store.keys;
         let sent = Instant::now();
         let renewed = conn.run(|c| {
@@ -195,6 +233,10 @@ impl Elector {
     /// Tries to acquire; when someone else leads, blocks until their lease
     /// would expire or a release notice arrives. Returns the extra wait.
     fn standby_step(&mut self, conn: &mut crate::store::Conn, stop: &StopSignal) -> Duration {
+        if self.health.first_down(LEADER_PARTS).is_some() {
+            // Not a candidate while it could not do the leader's work.
+            return PARTS_CHECK;
+        }
         match self.try_acquire(conn) {
             Ok(Attempt::Won { epoch }) => {
                 METRICS.leader_elections.inc();
@@ -259,17 +301,22 @@ impl Elector {
             return;
         };
         *self.lease.state() = None;
+        self.release_epoch(conn, held.epoch);
+    }
+
+    /// Frees the lease of term `epoch` (if still ours) and wakes a standby.
+    fn release_epoch(&mut self, conn: &mut crate::store::Conn, epoch: u64) {
         let keys = &self.store.keys;
         let released = conn.run(|c| {
             calls::Release {
                 node: &self.lease.node,
-                epoch: held.epoch,
+                epoch,
             }
             .invocation(keys)
             .invoke::<i64>(c)
         });
         match released {
-            Ok(1) => log::info!("leader: released the lease (epoch {})", held.epoch),
+            Ok(1) => log::info!("leader: released the lease (epoch {epoch})"),
             Ok(_) => {}
             Err(e) => log::warn!("leader: could not release the lease ({e}); it expires by TTL"),
         }

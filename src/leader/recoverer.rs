@@ -24,9 +24,16 @@ use crate::error::{Error, Result};
 use crate::leader::Lease;
 use crate::metrics::METRICS;
 use crate::store::{Conn, Fence, Store, calls};
+use crate::supervisor::{Policy, Supervision};
 
-/// Starts the recoverer thread.
-pub fn start(store: &Store, config: &Config, lease: &Lease) -> Result<Component> {
+/// Starts the recoverer thread (supervised: restarted with backoff; while
+/// it is down this node does not keep or take the lease).
+pub fn start(
+    store: &Store,
+    config: &Config,
+    lease: &Lease,
+    supervision: &Supervision,
+) -> Result<Component> {
     let store = store.clone();
     let lease = lease.clone();
     let settings = Settings {
@@ -35,9 +42,15 @@ pub fn start(store: &Store, config: &Config, lease: &Lease) -> Result<Component>
         retention: config.task_retention,
         retention_count: config.task_retention_count,
     };
-    Ok(Component::spawn("recoverer", move |stop| {
-        run(&store, &lease, &settings, stop)
-    })?)
+    Ok(Component::supervised(
+        "recoverer",
+        Policy::Restart,
+        supervision,
+        move |stop| {
+            run(&store, &lease, &settings, stop);
+            Ok(())
+        },
+    )?)
 }
 
 struct Settings {
@@ -50,12 +63,13 @@ struct Settings {
 /// Most overdue tasks handled per tick (the rest wait for the next).
 const RECOVER_LIMIT: usize = 500;
 
-fn run(store: &Store, lease: &Lease, settings: &Settings, stop: StopSignal) {
+fn run(store: &Store, lease: &Lease, settings: &Settings, stop: &StopSignal) {
     let interval = settings.interval;
     let mut conn = store.conn("recoverer");
     let mut wait = interval;
     while !stop.wait(wait) {
         wait = interval;
+        crate::failpoints::failpoint!("recoverer-loop");
         let Some(fence) = lease.fence() else {
             continue;
         };

@@ -26,6 +26,7 @@ use crate::leader::{Lease, wake_control};
 use crate::metrics::METRICS;
 use crate::model::job::JobSpec;
 use crate::store::{Conn, Fence, Store};
+use crate::supervisor::{Policy, Supervision};
 
 /// Longest block between ticks: a safety net for a lost wake-up.
 const MAX_IDLE: Duration = Duration::from_secs(5);
@@ -39,37 +40,48 @@ pub struct JobsFile {
     pub prune: bool,
 }
 
-/// Starts the scheduler thread (and its alarm thread).
+/// Starts the scheduler thread and its alarm thread, both supervised
+/// (restarted with backoff; while the scheduler is down this node does not
+/// keep or take the lease). Returns them in stop order.
 pub fn start(
     store: &Store,
     config: &Config,
     lease: &Lease,
     jobs: Option<JobsFile>,
-) -> Result<Component> {
+    supervision: &Supervision,
+) -> Result<Vec<Component>> {
     let control = store.keys.control(&config.node_id, "scheduler");
     let (alarm_tx, alarm_rx) = crossbeam_channel::unbounded();
     let alarm = {
         let (store, control) = (store.clone(), control.clone());
-        Component::spawn("alarm", move |stop| {
-            alarm_loop(&store, &control, alarm_rx, stop)
+        Component::supervised("alarm", Policy::Restart, supervision, move |stop| {
+            alarm_loop(&store, &control, &alarm_rx, stop);
+            Ok(())
         })?
     };
-    let mut scheduler = Scheduler {
-        store: store.clone(),
-        lease: lease.clone(),
-        dispatcher: Dispatcher::new(store, config.balancer),
-        firer: Firer::new(store, config.task_retention.as_millis() as u64),
-        control: control.clone(),
-        alarm: alarm_tx,
-        jobs,
-        synced_epoch: None,
-    };
+    let (store_c, lease, balancer) = (store.clone(), lease.clone(), config.balancer);
+    let retention_ms = config.task_retention.as_millis() as u64;
+    let scheduler_control = control.clone();
     let waker_store = store.clone();
-    Ok(Component::spawn("scheduler", move |stop| {
-        scheduler.run(stop);
-        alarm.stop();
-    })?
-    .with_waker(move || wake_control(&waker_store, &control)))
+    let scheduler =
+        Component::supervised("scheduler", Policy::Restart, supervision, move |stop| {
+            // Fresh state for every run: a panic may have left the last one
+            // half-updated.
+            let mut scheduler = Scheduler {
+                store: store_c.clone(),
+                lease: lease.clone(),
+                dispatcher: Dispatcher::new(&store_c, balancer),
+                firer: Firer::new(&store_c, retention_ms),
+                control: scheduler_control.clone(),
+                alarm: alarm_tx.clone(),
+                jobs: jobs.clone(),
+                synced_epoch: None,
+            };
+            scheduler.run(stop);
+            Ok(())
+        })?
+        .with_waker(move || wake_control(&waker_store, &control));
+    Ok(vec![scheduler, alarm])
 }
 
 struct Scheduler {
@@ -84,9 +96,10 @@ struct Scheduler {
 }
 
 impl Scheduler {
-    fn run(&mut self, stop: StopSignal) {
+    fn run(&mut self, stop: &StopSignal) {
         let mut conn = self.store.conn("scheduler");
         while !stop.is_stopped() {
+            crate::failpoints::failpoint!("scheduler-loop");
             let Some(fence) = self.lease.fence() else {
                 if stop.wait(Duration::from_millis(50)) {
                     break;
@@ -181,7 +194,7 @@ impl Scheduler {
 }
 
 /// Pushes the scheduler's control list at the latest deadline it was given.
-fn alarm_loop(store: &Store, control: &str, deadlines: Receiver<Instant>, stop: StopSignal) {
+fn alarm_loop(store: &Store, control: &str, deadlines: &Receiver<Instant>, stop: &StopSignal) {
     let mut next: Option<Instant> = None;
     loop {
         let timeout = next.map_or(Duration::from_secs(3600), |t| {
@@ -191,7 +204,12 @@ fn alarm_loop(store: &Store, control: &str, deadlines: Receiver<Instant>, stop: 
             recv(stop.receiver()) -> _ => return,
             recv(deadlines) -> d => match d {
                 Ok(d) => next = Some(d),
-                Err(_) => return,
+                // The scheduler ended: nothing to do until the stop (an
+                // early return would count as a death).
+                Err(_) => {
+                    let _ = stop.receiver().recv();
+                    return;
+                }
             },
             default(timeout) => {
                 if next.take().is_some() {

@@ -40,6 +40,7 @@ use crate::executor::{CancelFlag, Executors, Outcome};
 use crate::leader::wake_control;
 use crate::metrics::METRICS;
 use crate::store::{Store, calls};
+use crate::supervisor::{Policy, Supervision};
 
 mod canceller;
 mod fetcher;
@@ -69,6 +70,15 @@ const REPORT_LINGER: Duration = Duration::from_micros(500);
 const IDLE_BLOCK: Duration = Duration::from_secs(10);
 /// How long a stopping worker keeps retrying to record results.
 const FLUSH_LIMIT: Duration = Duration::from_secs(15);
+/// How long a stopping worker waits, after the shutdown grace, for the
+/// tasks it cancelled to end: a shell task gets SIGTERM, then SIGKILL after
+/// [`KILL_GRACE`](crate::executor::shell::KILL_GRACE) (3 s), and its output
+/// pipes 1 s more. A task still running then ignores its cancellation (a
+/// Rust closure that never looks at `TaskContext::is_cancelled`): it is
+/// reported as a failed attempt and its thread is left behind.
+pub const STOP_BOUND: Duration = Duration::from_secs(5);
+/// The error of an attempt the shutdown gave up on (see [`STOP_BOUND`]).
+pub const GAVE_UP: &str = "shutdown: did not stop within grace";
 /// Log lines kept per task (all attempts): 1,000. The byte cap beside it
 /// is [`MAX_TASK_LOG_BYTES`](crate::executor::MAX_TASK_LOG_BYTES); past
 /// either, the oldest lines go and a note at the log's head says how many.
@@ -131,6 +141,10 @@ struct Shared {
     /// Set when a `FINISH` call failed after it may have started refilled
     /// tasks (its reply lost): the fetcher then adopts them.
     suspect: AtomicBool,
+    /// The reporters' channels, through which the pool delivers reports;
+    /// `None` once the drain is over (see `pool.rs`). Closing it is what
+    /// ends the reporters.
+    outbox: Mutex<Option<Vec<Sender<Report>>>>,
 }
 
 /// The reporter's means to refill freed slots.
@@ -149,6 +163,10 @@ impl Shared {
 
     fn unreported(&self) -> std::sync::MutexGuard<'_, HashSet<(String, u32)>> {
         self.unreported.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn outbox(&self) -> std::sync::MutexGuard<'_, Option<Vec<Sender<Report>>>> {
+        self.outbox.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn refill(&self) -> std::sync::RwLockReadGuard<'_, Option<Refill>> {
@@ -228,17 +246,23 @@ pub struct Worker {
     canceller: Option<Component>,
     pool: Vec<std::thread::JoinHandle<()>>,
     pool_done: Receiver<()>,
+    /// The pool's channel, to empty it when the drain gives up on stuck
+    /// pool threads (so they take nothing more if they ever end).
+    jobs: Receiver<Claimed>,
     reporters: Vec<Component>,
     grace: Duration,
 }
 
-/// Starts the worker threads. `running` is shared with the heartbeat.
+/// Starts the worker threads. `running` is shared with the heartbeat. The
+/// fetcher and the reporters stop the node if they die; the canceller is
+/// restarted (see `supervisor.rs`).
 pub fn start(
     store: &Store,
     config: &Config,
     instance: &str,
     executors: Executors,
     running: Arc<AtomicUsize>,
+    supervision: &Supervision,
 ) -> Result<Worker> {
     let offered = executors.names().join(",");
     let capacity = config.capacity;
@@ -247,6 +271,10 @@ pub fn start(
         slots_tx.send(()).expect("channel sized to capacity");
     }
     let (jobs_tx, jobs_rx) = crossbeam_channel::bounded::<Claimed>(capacity);
+    let (reports_tx, reports_rx): (Vec<Sender<Report>>, Vec<Receiver<Report>>) = REPORTER_NAMES
+        .iter()
+        .map(|_| crossbeam_channel::unbounded::<Report>())
+        .unzip();
     let shared = Arc::new(Shared {
         store: store.clone(),
         node: config.node_id.clone(),
@@ -266,21 +294,13 @@ pub fn start(
             jobs: jobs_tx.clone(),
         })),
         suspect: AtomicBool::new(false),
+        outbox: Mutex::new(Some(reports_tx)),
     });
-    let (reports_tx, reports_rx): (Vec<Sender<Report>>, Vec<Receiver<Report>>) = REPORTER_NAMES
-        .iter()
-        .map(|_| crossbeam_channel::unbounded::<Report>())
-        .unzip();
     let (done_tx, pool_done) = crossbeam_channel::unbounded();
 
     let mut pool = Vec::with_capacity(capacity);
     for n in 0..capacity {
-        let (shared, jobs, reports, done) = (
-            shared.clone(),
-            jobs_rx.clone(),
-            reports_tx.clone(),
-            done_tx.clone(),
-        );
+        let (shared, jobs, done) = (shared.clone(), jobs_rx.clone(), done_tx.clone());
         // Not `component::spawn_thread`: a pool thread spawns the shell
         // commands, and a child inherits the signal mask of the thread that
         // spawned it (std does not reset it), so a command started from a
@@ -293,39 +313,64 @@ pub fn start(
                     for claimed in jobs.iter() {
                         // The report carries the slot back: the reporter
                         // refills it or hands it to the fetcher.
-                        let owner = claimed.reporter;
-                        let report = run_one(&shared, claimed);
-                        shared.in_pool[owner].fetch_sub(1, Ordering::SeqCst);
-                        let _ = reports[owner].send(report);
+                        run_one(&shared, claimed);
                     }
                     let _ = done.send(());
                 })?,
         );
     }
-    drop((reports_tx, done_tx));
+    drop(done_tx);
 
-    let fetch_ctl = store.keys.control(&config.node_id, "fetch");
+    // The stop wakers' lists are this process's own (`…:fetch:{instance}`):
+    // a replaced process of the same node id that shuts down must not stop
+    // its successor's loops (a foreign pop would end them, and a fetcher
+    // that ends stops the node).
+    let fetch_ctl = store
+        .keys
+        .control(&config.node_id, &format!("fetch:{instance}"));
     let fetcher = {
         let (shared, ctl) = (shared.clone(), fetch_ctl.clone());
         let waker_store = store.clone();
-        Component::spawn("fetcher", move |stop| {
-            fetch_loop(&shared, &ctl, slots_rx, jobs_tx, stop)
+        // Exit policy: the fetcher holds the free slots' tokens and the
+        // items it popped; a restart would lose them.
+        let mut once = Some((slots_rx, jobs_tx));
+        Component::supervised("fetcher", Policy::Exit, supervision, move |stop| {
+            if let Some((slots, jobs)) = once.take() {
+                fetch_loop(&shared, &ctl, slots, jobs, stop.clone());
+            }
+            Ok(())
         })?
         .with_waker(move || wake_control(&waker_store, &fetch_ctl))
     };
     let mut reporters = Vec::with_capacity(REPORTER_NAMES.len());
     for (index, (name, reports)) in REPORTER_NAMES.into_iter().zip(reports_rx).enumerate() {
         let (shared, slots) = (shared.clone(), slots_tx.clone());
-        reporters.push(Component::spawn(name, move |_| {
-            report_loop(&shared, index, reports, &slots)
-        })?);
+        // Exit policy: a reporter holds outcomes not yet recorded and the
+        // slots they free.
+        let mut once = Some(reports);
+        reporters.push(Component::supervised(
+            name,
+            Policy::Exit,
+            supervision,
+            move |_| {
+                if let Some(reports) = once.take() {
+                    report_loop(&shared, index, reports, &slots);
+                }
+                Ok(())
+            },
+        )?);
     }
-    let cancel_ctl = store.keys.control(&config.node_id, "canceller");
+    let cancel_ctl = store
+        .keys
+        .control(&config.node_id, &format!("canceller:{instance}"));
     let canceller = {
         let (shared, ctl) = (shared.clone(), cancel_ctl.clone());
         let waker_store = store.clone();
-        Component::spawn("canceller", move |stop| cancel_loop(&shared, &ctl, stop))?
-            .with_waker(move || wake_control(&waker_store, &cancel_ctl))
+        Component::supervised("canceller", Policy::Restart, supervision, move |stop| {
+            cancel_loop(&shared, &ctl, stop.clone());
+            Ok(())
+        })?
+        .with_waker(move || wake_control(&waker_store, &cancel_ctl))
     };
     Ok(Worker {
         shared,
@@ -333,6 +378,7 @@ pub fn start(
         canceller: Some(canceller),
         pool,
         pool_done,
+        jobs: jobs_rx,
         reporters,
         grace: config.shutdown_grace,
     })
@@ -366,7 +412,10 @@ impl Worker {
 
     /// Lets running tasks finish for up to the shutdown grace, then stops
     /// them (reported as failed attempts, retried elsewhere), flushes every
-    /// result and joins all worker threads.
+    /// result and joins all worker threads. A task that ignores its
+    /// cancellation for [`STOP_BOUND`] more is reported failed
+    /// ([`GAVE_UP`]) and its pool thread is left running, with a log line:
+    /// the drain never waits on it.
     pub fn drain(mut self) {
         self.stop_fetching();
         let deadline = Instant::now() + self.grace;
@@ -386,14 +435,66 @@ impl Worker {
             for (_, flag, _) in self.shared.active().values() {
                 flag.cancel();
             }
+            let bound = Instant::now() + STOP_BOUND;
+            while left > 0 {
+                match self.pool_done.recv_deadline(bound) {
+                    Ok(()) => left -= 1,
+                    Err(_) => break,
+                }
+            }
+        }
+        // The reporters end once the outbox is closed: that is a stop, not
+        // a death.
+        for r in &mut self.reporters {
+            r.request_stop();
+        }
+        {
+            // Lock order: outbox, then active (as in `pool.rs`). Once the
+            // outbox is closed no pool thread can deliver; the reporters
+            // end when they have recorded what is in their channels.
+            let mut outbox = self.shared.outbox();
+            let senders = outbox.take();
+            if left > 0 {
+                // Claimed but never picked up: no thread will run them.
+                self.jobs.try_iter().for_each(drop);
+                let stuck: Vec<(String, u32)> = self
+                    .shared
+                    .active()
+                    .drain()
+                    .map(|(id, (attempt, _, _))| (id, attempt))
+                    .collect();
+                let ids: Vec<&str> = stuck.iter().map(|(id, _)| id.as_str()).collect();
+                log::error!(
+                    "worker: {} tasks did not stop within the shutdown grace + {STOP_BOUND:?} after their cancellation ({}); reported as failed attempts; {left} pool threads are left running",
+                    stuck.len(),
+                    ids.join(", ")
+                );
+                if let Some(senders) = &senders {
+                    for (id, attempt) in stuck {
+                        METRICS.attempt_ended("failed");
+                        let _ = senders[0].send(Report {
+                            id,
+                            attempt,
+                            outcome: Outcome::fail(-1, GAVE_UP),
+                            log: vec![format!(
+                                "{GAVE_UP} ({:?} + {STOP_BOUND:?} after its cancellation); the attempt is counted as failed",
+                                self.grace
+                            )],
+                        });
+                    }
+                }
+            }
         }
         for t in self.pool.drain(..) {
-            let _ = t.join();
+            // A thread still running a task that ignores its cancellation
+            // is detached, not joined.
+            if left == 0 || t.is_finished() {
+                let _ = t.join();
+            }
         }
         if let Some(c) = self.canceller.take() {
             c.stop();
         }
-        // A reporter ends once every pool thread (report sender) is gone.
         for r in self.reporters.drain(..) {
             r.join();
         }

@@ -6,7 +6,7 @@
 #      cargo clippy --all-targets --features failpoints -- -D warnings
 #   3. cargo test --all-targets --no-fail-fast
 #                                    (unit, integration, examples, benches)
-#      cargo test --features failpoints --test supervision
+#      cargo test --features failpoints --test supervision --test faults
 #                                    (fault injection; needs the feature)
 #   4. cargo test --doc              (doc tests; --all-targets skips them)
 #
@@ -115,7 +115,7 @@ run_step clippy-failpoints cargo clippy --all-targets --features failpoints -- -
 run_step tests cargo test --all-targets --no-fail-fast
 # The supervision tests need a node binary with failpoints compiled in (the
 # test target requires the feature, so the step above skips it).
-run_step tests-failpoints cargo test --features failpoints --test supervision --no-fail-fast
+run_step tests-failpoints cargo test --features failpoints --test supervision --test faults --no-fail-fast
 run_step doctests cargo test --doc
 
 wait "$static_pid" 2>/dev/null || true

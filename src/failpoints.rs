@@ -14,7 +14,9 @@
 //! The failpoints: `component-NAME` (each start and restart of supervised
 //! component NAME, in `supervisor.rs`), `scheduler-loop` (each round of
 //! the scheduler's loop, leading or not), `recoverer-loop` (each round of
-//! the recoverer's loop).
+//! the recoverer's loop), `finish-refuse` (`return(ID)`: a worker's `FINISH`
+//! batch holding task ID's success is refused as a script error would be,
+//! in `worker/reporter.rs`).
 //! No thread owns this module; a failpoint fires in the thread that passes
 //! it.
 

@@ -219,6 +219,20 @@ pub(super) fn finish(
     refill: Option<&Refill>,
     direct: usize,
 ) -> Result<Finished> {
+    // Test-only: `finish-refuse=return(ID)` makes Redis refuse, as a
+    // script error would, every batch holding task ID's success.
+    #[cfg(feature = "failpoints")]
+    if let Some(Some(id)) = fail::eval("finish-refuse", |arg| arg)
+        && batch
+            .iter()
+            .any(|r| r.id == id && matches!(r.outcome, Outcome::Success(_)))
+    {
+        return Err(Error::Redis(redis::RedisError::from((
+            redis::ErrorKind::UnexpectedReturnType,
+            "injected",
+            format!("finish-refuse failpoint for task {id}"),
+        ))));
+    }
     let keys = &shared.store.keys;
     let outcomes = batch
         .iter()

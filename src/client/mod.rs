@@ -16,6 +16,16 @@ use crate::worker::LOG_CAP;
 mod cluster;
 mod jobs;
 mod tasks;
+mod views;
+
+pub use views::{
+    FailureGroup, Failures, Firing, JobPage, JobView, LogChunk, MinuteCounts, TaskPage, TaskQuery,
+    TaskRow, normalise_error,
+};
+#[allow(unused_imports)]
+pub(crate) use views::{
+    HISTORY_MINUTES_MAX, JOB_PAGE_MAX, LOG_CHUNK_MAX, NEXT_FIRES_MAX, SEARCH_WINDOW_MAX,
+};
 
 /// A connection to one distsched namespace: submit, read, cancel and wait
 /// for tasks; add, change, trigger and remove cron jobs; read the cluster.

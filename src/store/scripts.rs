@@ -92,3 +92,10 @@ pub static DUE_JOBS: LazyLock<Script> = LazyLock::new(|| plain(include_str!("lua
 
 /// Fenced: fire due jobs, exactly once per slot.
 pub static FIRE: LazyLock<Script> = LazyLock::new(|| fenced(include_str!("lua/fire.lua")));
+
+/// Read one chunk of the dashboard's task search (filters over the newest
+/// entries of the task index).
+pub static SEARCH: LazyLock<Script> = LazyLock::new(|| plain(include_str!("lua/search.lua")));
+
+/// Read a task's log lines from an absolute line number on (live tails).
+pub static LOG_SINCE: LazyLock<Script> = LazyLock::new(|| plain(include_str!("lua/log_since.lua")));

@@ -8,9 +8,11 @@
 #   4. cargo test --doc              (doc tests; --all-targets skips them)
 #
 # It installs what is missing first: redis-server/redis-cli (the tests start
-# their own private servers; never the shared one on 6379) and the rustfmt
-# and clippy components. Every step runs even if an earlier one failed, so
-# one run shows every problem; the exit status is non-zero if any failed.
+# their own private servers; never the shared one on 6379), chromium and
+# chromedriver (the dashboard tests' headless browser, Debian's packages)
+# and the rustfmt and clippy components. Every step runs even if an earlier
+# one failed, so one run shows every problem; the exit status is non-zero
+# if any failed.
 # Works unattended (CI=true, no stdin).
 #
 # usage: scripts/test.sh [--fail-fast]   (--fail-fast: stop at the first failed step)
@@ -25,7 +27,7 @@ for arg in "$@"; do
     case "$arg" in
         --fail-fast) fail_fast=1 ;;
         -h | --help)
-            sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'
+            sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'
             exit 0
             ;;
         *) die "unknown argument: $arg (try --help)" ;;
@@ -38,6 +40,7 @@ export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-auto}"
 header "setup: tools"
 ensure_redis
 ensure_openssl
+ensure_chromium
 command -v cargo >/dev/null 2>&1 || die "cargo not found: install Rust with rustup"
 missing=()
 cargo fmt --version >/dev/null 2>&1 || missing+=(rustfmt)
@@ -49,7 +52,7 @@ if ((${#missing[@]})); then
     rustup component add "${missing[@]}"
 fi
 printf '%s\n' "$(rustc --version)" "$(cargo --version)" "$(cargo fmt --version)" \
-    "$(cargo clippy --version)" "$(redis-server --version)"
+    "$(cargo clippy --version)" "$(redis-server --version)" "$(chromedriver --version)"
 
 failed=()
 passed=()

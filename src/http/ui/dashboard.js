@@ -32,7 +32,7 @@
         else e.setAttribute(k, v === true ? '' : String(v));
       }
     }
-    for (const c of children.flat()) {
+    for (const c of children.flat(Infinity)) {
       if (c === undefined || c === null || c === false) continue;
       e.append(c instanceof Node ? c : document.createTextNode(String(c)));
     }
@@ -294,7 +294,9 @@
   }
 
   // Re-renders `node`'s content from `build()`, keeping the element.
-  function fill(node, ...children) { node.replaceChildren(...children.flat()); }
+  function fill(node, ...children) {
+    node.replaceChildren(...children.flat(Infinity).filter((c) => c !== null && c !== undefined && c !== false));
+  }
 
   // ------------------------------------------------------------ overview
 
@@ -534,10 +536,12 @@
         log = el('pre', { class: 'log', id: 'log' });
         logMeta = el('span', { class: 'muted' });
         root.append(el('p', null, el('a', { href: '#/tasks', text: '← tasks' })), head, progressBox, actions,
-          el('div', { class: 'panel' }, facts),
-          el('div', { class: 'panel' }, el('h2', { text: 'Attempts' }), attempts),
-          el('div', { class: 'panel' }, data),
-          el('div', { class: 'panel' }, el('h2', null, 'Log ', logMeta), log));
+          el('div', { class: 'cols' },
+            el('div', { class: 'panel' }, facts),
+            el('div', null,
+              el('div', { class: 'panel' }, el('h2', { text: 'Attempts' }), attempts),
+              el('div', { class: 'panel' }, el('h2', null, 'Log ', logMeta), log))),
+          el('div', { class: 'panel' }, data));
         await refresh();
       },
       refresh,

@@ -235,7 +235,6 @@ fn pages_show_the_cluster_and_actions_work_with_the_full_token() {
     assert!(browser.text("#payload").contains("findme-needle-31"));
     assert_eq!(browser.count("#attempts tr[data-attempt]"), 1);
     assert_clean_console(&browser, "task");
-    shot(&browser, "task-light");
 
     // Search by payload substring: only that task.
     open(&browser, &dash, "/tasks", "tasks");
@@ -389,4 +388,187 @@ fn the_read_token_sees_no_action_and_cannot_write() {
     let (status, _) = dash.call("DELETE", "/jobs/nightly", READ, None);
     assert_eq!(status, 403);
     assert_eq!(dash.get("/jobs/nightly").0, 200, "the job is still there");
+}
+
+/// A running shell task that prints `::progress N text` lines: its page
+/// (refreshing every 2 s) shows a progress bar that moves and new log
+/// lines while the task is still running, then the end. The task loops
+/// until the test creates a file, so "before it ends" is certain however
+/// slow the machine.
+#[test]
+fn a_running_task_shows_a_moving_progress_bar_and_new_log_lines() {
+    let _one = BROWSERS.lock().unwrap_or_else(|p| p.into_inner());
+    let dash = Dash::start("ui-live", &[]);
+    let dir = support::TempDir::new("ui-live");
+    let release = dir.join("release");
+    let script = format!(
+        "i=0; while [ ! -e '{}' ]; do i=$((i+1)); echo line-$i; \
+         p=$((i * 4)); [ $p -gt 99 ] && p=99; echo \"::progress $p copying chunk $i\"; sleep 0.3; done; \
+         echo finished",
+        release.display()
+    );
+    let id = dash.submit(json!({
+        "executor": "shell",
+        "payload": {"argv": ["sh", "-c", script]},
+        "max_retries": 0,
+        "timeout_ms": 120_000,
+    }));
+    dash.wait_status(&id, "running");
+
+    let browser = Browser::start(1200, 900);
+    sign_in(&browser, &dash, FULL);
+    browser.js(
+        "const s = document.getElementById('refresh'); s.value = '2'; s.dispatchEvent(new Event('change'))",
+        json!([]),
+    );
+    open(&browser, &dash, &format!("/tasks/{id}"), "tasks");
+    let state = "const v = document.getElementById('progress-value'); \
+         const log = document.getElementById('log').textContent; \
+         const b = document.querySelector('h1 [data-status]'); \
+         return v && b.dataset.status === 'running' && \
+           {percent: Number(v.dataset.percent), text: document.getElementById('progress-text').textContent, \
+            lines: (log.match(/stdout: line-/g) || []).length}";
+    let first = browser.wait_js(
+        WAIT,
+        "the page shows progress and log lines of the running task",
+        &state.replace(
+            "return v &&",
+            "return v && Number(v.dataset.percent) > 0 && log.includes('stdout: line-') &&",
+        ),
+        json!([]),
+    );
+    let (p1, lines1) = (
+        first["percent"].as_u64().unwrap(),
+        first["lines"].as_u64().unwrap(),
+    );
+    assert!(
+        first["text"].as_str().unwrap().starts_with("copying chunk"),
+        "{first}"
+    );
+    let later = browser.wait_js(
+        WAIT,
+        "the bar moves and new lines come while the task still runs",
+        &state.replace(
+            "return v &&",
+            "return v && Number(v.dataset.percent) > arguments[0] && \
+             (log.match(/stdout: line-/g) || []).length > arguments[1] &&",
+        ),
+        json!([p1, lines1]),
+    );
+    assert!(later["percent"].as_u64().unwrap() > p1);
+    assert_eq!(
+        dash.get(&format!("/tasks/{id}")).1["status"],
+        json!("running"),
+        "still running"
+    );
+    let (_, task) = dash.get(&format!("/tasks/{id}"));
+    assert!(task["progress"]["percent"].as_u64().unwrap() > 0, "{task}");
+    assert_clean_console(&browser, "running task");
+    shot(&browser, "task-light");
+    browser.click("#theme");
+    browser.wait_js(
+        WAIT,
+        "the dark theme",
+        "return document.documentElement.dataset.theme === 'dark'",
+        json!([]),
+    );
+    shot(&browser, "task-dark");
+    browser.click("#theme");
+
+    std::fs::write(&release, b"").expect("release the task");
+    browser.wait_js(
+        WAIT,
+        "the page shows the task ended and its last line",
+        "const b = document.querySelector('h1 [data-status]'); \
+         return b && b.dataset.status === 'success' && \
+           document.getElementById('log').textContent.includes('stdout: finished') && \
+           document.getElementById('progress-value') === null",
+        json!([]),
+    );
+    assert_clean_console(&browser, "ended task");
+    let (_, logs) = dash.get(&format!("/tasks/{id}/logs"));
+    let lines: Vec<&str> = logs["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    let numbered: Vec<u64> = lines
+        .iter()
+        .filter_map(|l| {
+            l.split_once("stdout: line-")
+                .and_then(|(_, n)| n.parse().ok())
+        })
+        .collect();
+    assert!(
+        numbered.windows(2).all(|w| w[1] == w[0] + 1) && numbered.first() == Some(&1),
+        "every line once and in order, live and final: {lines:#?}"
+    );
+    assert!(
+        !lines.iter().any(|l| l.contains("stdout: ::progress")),
+        "progress lines are not output: {lines:#?}"
+    );
+}
+
+/// A Rust closure reports progress with `ctx.progress` and logs lines
+/// while it runs: both reach Redis (`Client::task`, `Client::logs_since`)
+/// before it returns; its last progress is stored after it ends.
+#[test]
+fn a_rust_closure_reports_progress_and_logs_while_it_runs() {
+    use distsched::{Client, Config, Node, TaskSpec};
+    let redis = RedisServer::start();
+    let config = Config {
+        redis_url: redis.url(),
+        namespace: unique_ns("ui-fn"),
+        node_id: "ui-fn".into(),
+        capacity: 2,
+        ..Config::default()
+    };
+    let (release_tx, release_rx) = crossbeam_channel::bounded::<()>(1);
+    let node = Node::builder(config.clone())
+        .function("slow", move |ctx| {
+            ctx.log("halfway there");
+            ctx.progress(42, "copying chunk 3/7");
+            // Runs until the test lets it go.
+            release_rx
+                .recv_timeout(Duration::from_secs(60))
+                .map_err(|e| e.to_string())?;
+            ctx.progress(100, "done");
+            Ok(json!({"ok": true}))
+        })
+        .start()
+        .expect("start the embedded node");
+    let mut client = Client::open(&config.redis_url, &config.namespace).expect("client");
+    let id = client.submit(&TaskSpec::new("slow")).expect("submit").id;
+    let task = wait_for(WAIT, "the running task shows its progress", || {
+        let t = client.task(&id).ok()?;
+        t.progress
+            .clone()
+            .filter(|p| p.percent == 42)
+            .map(|p| (t, p))
+    });
+    assert_eq!(task.0.status, distsched::Status::Running);
+    assert_eq!(task.1.text, "copying chunk 3/7");
+    let chunk = client.logs_since(&id, 0, 100).expect("logs");
+    assert_eq!(
+        chunk.lines,
+        vec!["[attempt 1] halfway there"],
+        "logged while running"
+    );
+    release_tx.send(()).unwrap();
+    let done = client.wait(&id, WAIT).unwrap().expect("ended");
+    assert_eq!(done.status, distsched::Status::Success);
+    wait_until(WAIT, "the last progress is stored", || {
+        client
+            .task(&id)
+            .ok()
+            .and_then(|t| t.progress)
+            .is_some_and(|p| p.percent == 100)
+    });
+    assert_eq!(
+        client.logs(&id).unwrap().len(),
+        1,
+        "the line was not logged twice"
+    );
+    node.shutdown();
 }

@@ -99,3 +99,7 @@ pub static SEARCH: LazyLock<Script> = LazyLock::new(|| plain(include_str!("lua/s
 
 /// Read a task's log lines from an absolute line number on (live tails).
 pub static LOG_SINCE: LazyLock<Script> = LazyLock::new(|| plain(include_str!("lua/log_since.lua")));
+
+/// Worker: write running attempts' log lines and progress (the `live`
+/// thread, about once a second).
+pub static LIVE: LazyLock<Script> = LazyLock::new(|| plain(include_str!("lua/live.lua")));

@@ -21,10 +21,13 @@
 //!   Redis the other group runs and is gathered whole, and Redis is never
 //!   idle between calls.
 //! - canceller: blocks on the node's cancel list and flags running tasks.
+//! - live: about once a second, writes what running tasks logged and
+//!   their progress (each pool thread's slot), so output reaches the log
+//!   while a task runs.
 //!
 //! This file: the shared state, start and the drain; one file per thread:
 //! `fetcher.rs`, `pool.rs` (what each pool thread runs), `reporter.rs`,
-//! `canceller.rs`.
+//! `canceller.rs`, `live.rs`.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -36,6 +39,7 @@ use crossbeam_channel::{Receiver, Sender};
 use crate::component::Component;
 use crate::config::Config;
 use crate::error::Result;
+use crate::executor::live::LiveLog;
 use crate::executor::{CancelFlag, Executors, Outcome};
 use crate::leader::wake_control;
 use crate::metrics::METRICS;
@@ -43,6 +47,7 @@ use crate::store::{Store, scripts};
 
 mod canceller;
 mod fetcher;
+mod live;
 mod pool;
 mod reporter;
 
@@ -125,6 +130,9 @@ struct Shared {
     /// Set when a `FINISH` call failed after it may have started refilled
     /// tasks (its reply lost): the fetcher then adopts them.
     suspect: AtomicBool,
+    /// One live slot per pool thread: the running attempt's log lines and
+    /// progress, written by the `live` thread.
+    live: Vec<Arc<LiveLog>>,
 }
 
 /// The reporter's means to refill freed slots.
@@ -207,6 +215,7 @@ pub struct Worker {
     shared: Arc<Shared>,
     fetcher: Option<Component>,
     canceller: Option<Component>,
+    live: Option<Component>,
     pool: Vec<std::thread::JoinHandle<()>>,
     pool_done: Receiver<()>,
     reporters: Vec<Component>,
@@ -246,6 +255,9 @@ pub fn start(
             jobs: jobs_tx.clone(),
         })),
         suspect: AtomicBool::new(false),
+        live: (0..capacity)
+            .map(|_| Arc::new(LiveLog::streamed()))
+            .collect(),
     });
     let (reports_tx, reports_rx): (Vec<Sender<Report>>, Vec<Receiver<Report>>) = REPORTER_NAMES
         .iter()
@@ -270,11 +282,12 @@ pub fn start(
             std::thread::Builder::new()
                 .name(format!("pool-{n}"))
                 .spawn(move || {
+                    let slot = shared.live[n].clone();
                     for claimed in jobs.iter() {
                         // The report carries the slot back: the reporter
                         // refills it or hands it to the fetcher.
                         let owner = claimed.reporter;
-                        let report = run_one(&shared, claimed);
+                        let report = run_one(&shared, claimed, &slot);
                         shared.in_pool[owner].fetch_sub(1, Ordering::SeqCst);
                         let _ = reports[owner].send(report);
                     }
@@ -307,10 +320,15 @@ pub fn start(
         Component::spawn("canceller", move |stop| cancel_loop(&shared, &ctl, stop))?
             .with_waker(move || wake_control(&waker_store, &cancel_ctl))
     };
+    let live = {
+        let shared = shared.clone();
+        Component::spawn("live", move |stop| live::live_loop(&shared, &stop))?
+    };
     Ok(Worker {
         shared,
         fetcher: Some(fetcher),
         canceller: Some(canceller),
+        live: Some(live),
         pool,
         pool_done,
         reporters,
@@ -378,6 +396,10 @@ impl Worker {
         }
         if let Some(c) = self.canceller.take() {
             c.stop();
+        }
+        // Its last round writes the final progress of the tasks just ended.
+        if let Some(l) = self.live.take() {
+            l.stop();
         }
         // A reporter ends once every pool thread (report sender) is gone.
         for r in self.reporters.drain(..) {

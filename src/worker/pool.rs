@@ -6,17 +6,22 @@ use super::Report;
 use super::Shared;
 use crate::executor::Outcome;
 use crate::executor::TaskContext;
+use crate::executor::live::LiveLog;
 use crate::metrics::METRICS;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-pub(super) fn run_one(shared: &Shared, c: Claimed) -> Report {
+/// Runs `c` on this pool thread's live `slot` (its output and progress
+/// are written while it runs by the `live` thread).
+pub(super) fn run_one(shared: &Shared, c: Claimed, slot: &Arc<LiveLog>) -> Report {
     shared.running.fetch_add(1, Ordering::Relaxed);
     METRICS.tasks_running.inc();
     let began = Instant::now();
     let mut ctx = TaskContext::new(&c.id, &c.executor, c.payload, c.timeout, c.cancel);
     ctx.attempt = c.attempt;
     ctx.job = c.job;
+    let mut ctx = ctx.with_live(slot.clone());
     let outcome = match shared.executors.get(&c.executor) {
         Some(executor) => {
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| executor.execute(&mut ctx)))

@@ -328,6 +328,30 @@ fn pages_show_the_cluster_and_actions_work_with_the_full_token() {
         "no cancel once ended"
     );
     assert_clean_console(&browser, "task (cancel)");
+
+    // A phone-width screen: no page is wider than the window (wide tables
+    // scroll inside their panel).
+    browser.set_window(390, 844);
+    let detail = format!("/tasks/{shell}");
+    for (hash, name) in [
+        ("/", "overview"),
+        ("/tasks", "tasks"),
+        ("/jobs", "jobs"),
+        ("/workers", "workers"),
+        ("/failures", "failures"),
+        (detail.as_str(), "tasks"),
+    ] {
+        open(&browser, &dash, hash, name);
+        let fits = browser.js(
+            "return document.documentElement.scrollWidth <= window.innerWidth + 1",
+            json!([]),
+        );
+        assert_eq!(fits, json!(true), "#{hash} is wider than a phone");
+        if name == "overview" {
+            shot(&browser, "overview-phone");
+        }
+    }
+    assert_clean_console(&browser, "phone width");
 }
 
 /// With the read token: no action button on any page, the role says

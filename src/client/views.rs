@@ -277,8 +277,10 @@ type SearchReply = (usize, String, String, u8, Vec<SearchRow>);
 impl Client {
     /// Tasks matching `query`, newest first: examines at most
     /// `query.window` (≤ [`SEARCH_WINDOW_MAX`]) entries of the task index
-    /// from the cursor on, in chunks of 1,000 per script call, and stops
-    /// at `query.limit` matches.
+    /// from the cursor on and stops at `query.limit` matches. Entries are
+    /// read in script calls of `limit` entries first, then twice as many
+    /// each time up to 1,000 (a few ms of Redis each), so an unfiltered
+    /// page costs one call of `limit` entries.
     pub fn search(&mut self, query: &TaskQuery) -> Result<TaskPage> {
         let limit = if query.limit == 0 { 100 } else { query.limit };
         let window = match query.window {
@@ -308,8 +310,12 @@ impl Client {
             cursor: None,
             complete: false,
         };
+        // The first chunk is the page's size (all of it when nothing is
+        // filtered out), each next one twice the last, up to SEARCH_CHUNK.
+        let mut chunk = limit.clamp(1, SEARCH_CHUNK);
         while page.scanned < window && page.tasks.len() < limit {
-            let count = SEARCH_CHUNK.min(window - page.scanned);
+            let count = chunk.min(window - page.scanned);
+            chunk = (chunk * 2).min(SEARCH_CHUNK);
             let (examined, last_id, last_score, exhausted, rows): SearchReply =
                 self.conn.run(|c| {
                     scripts::SEARCH

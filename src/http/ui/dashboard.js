@@ -631,7 +631,7 @@
     async function refresh() {
       const [job, next, tasks] = await Promise.all([
         api(path), api(path + '/next' + query({ count: 10 })),
-        api('search' + query({ job: id, limit: 20 })),
+        api('search' + query({ job: id, limit: 20, window: 1000 })),
       ]);
       const view = { id, spec: job.spec };
       const spec = job.spec;
@@ -644,7 +644,7 @@
             ['fired / skipped', job.fired + ' / ' + job.skips]].map(([k, v]) => [el('dt', { text: k }), el('dd', { text: v })]))),
         el('div', { class: 'panel' }, el('h2', { text: 'Next fire times' }),
           next.next.length ? el('ol', { class: 'next-fires' }, next.next.map((t) => el('li', { class: 'mono', 'data-fire': t, text: fmtTime(t) + '  (in ' + fmtDur(t - Date.now()) + ')' }))) : el('p', { class: 'muted', text: 'none (on demand or disabled)' })),
-        el('div', { class: 'panel' }, el('h2', { text: 'Latest tasks' }),
+        el('div', { class: 'panel' }, el('h2', { text: 'Latest tasks (among the newest 1,000 of the cluster)' }),
           tasks.tasks.length === 0 ? el('p', { class: 'muted', text: 'none' }) :
             table(['Task', 'Status', 'Created', ['Ran', 'num'], 'Error'], tasks.tasks.map((t) => el('tr', null,
               el('td', { class: 'mono' }, el('a', { href: '#/tasks/' + encodeURIComponent(t.id), text: t.id })),

@@ -9,6 +9,9 @@
 #   as_root CMD...          CMD as root (sudo only when not root already)
 #   ensure_redis            redis-server and redis-cli on PATH, installing
 #                           Debian's redis-server package if missing
+#   ensure_chromium         chromium and chromedriver on PATH, installing
+#                           Debian's chromium and chromium-driver packages
+#                           if missing (tests/dashboard.rs drives them)
 #   free_port               a free TCP port on 127.0.0.1 (never 6379)
 #   start_redis PORT DIR    a private, throw-away redis-server in the
 #                           background; waits until it answers PING;
@@ -99,6 +102,22 @@ ensure_openssl() {
     as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q || die "apt-get update failed"
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends openssl ||
         die "apt-get install openssl failed"
+}
+
+# Installs Debian's chromium and chromium-driver packages unless both
+# programs are on PATH (the dashboard tests drive a headless Chromium
+# through WebDriver). Never downloads a browser build of its own.
+ensure_chromium() {
+    if command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; then
+        return 0
+    fi
+    info "chromium/chromedriver not found: installing Debian's chromium and chromium-driver packages"
+    command -v apt-get >/dev/null 2>&1 ||
+        die "chromium is missing and apt-get is not available: install chromium and chromedriver by hand"
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q || die "apt-get update failed"
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+        chromium chromium-driver || die "apt-get install chromium chromium-driver failed"
+    command -v chromedriver >/dev/null 2>&1 || die "chromedriver still not on PATH after install"
 }
 
 # True if something listens on 127.0.0.1:PORT.

@@ -11,9 +11,11 @@
 #   4. cargo test --doc              (doc tests; --all-targets skips them)
 #
 # It installs what is missing first: redis-server/redis-cli (the tests start
-# their own private servers; never the shared one on 6379) and the rustfmt
-# and clippy components. Every step runs even if an earlier one failed, so
-# one run shows every problem; the exit status is non-zero if any failed.
+# their own private servers; never the shared one on 6379), chromium and
+# chromedriver (the dashboard tests' headless browser, Debian's packages)
+# and the rustfmt and clippy components. Every step runs even if an earlier
+# one failed, so one run shows every problem; the exit status is non-zero
+# if any failed.
 # Works unattended (CI=true, no stdin).
 #
 # usage: scripts/test.sh [--fail-fast]   (--fail-fast: stop at the first failed step)
@@ -41,6 +43,7 @@ export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-auto}"
 header "setup: tools"
 ensure_redis
 ensure_openssl
+ensure_chromium
 command -v cargo >/dev/null 2>&1 || die "cargo not found: install Rust with rustup"
 missing=()
 cargo fmt --version >/dev/null 2>&1 || missing+=(rustfmt)
@@ -52,7 +55,7 @@ if ((${#missing[@]})); then
     rustup component add "${missing[@]}"
 fi
 printf '%s\n' "$(rustc --version)" "$(cargo --version)" "$(cargo fmt --version)" \
-    "$(cargo clippy --version)" "$(redis-server --version)"
+    "$(cargo clippy --version)" "$(redis-server --version)" "$(chromedriver --version)"
 
 failed=()
 passed=()

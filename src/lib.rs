@@ -46,13 +46,16 @@ pub(crate) mod worker;
 pub(crate) use leader::{balancer, dispatcher, firing, recoverer, scheduler};
 
 pub use balancer::Balancer;
-pub use client::{Client, ListFilter, Submitted};
+pub use client::{
+    Client, FailureGroup, Failures, Firing, JobPage, JobView, ListFilter, LogChunk, MinuteCounts,
+    Submitted, TaskPage, TaskQuery, TaskRow, normalise_error,
+};
 pub use config::{Config, Role};
 pub use error::{Error, Result};
 pub use executor::{Executor, FnExecutor, Outcome, TaskContext, TaskResult};
 pub use model::job::{Concurrency, JobSpec, JobStatus};
 pub use model::node::{LeaderStatus, NodeInfo, NodeStatus};
-pub use model::task::{Attempt, Status, Task, TaskSpec};
+pub use model::task::{Attempt, Progress, Status, Task, TaskSpec};
 pub use node::{Node, NodeBuilder, NodeHandle};
 pub use schedule::Misfire;
 pub use stats::ClusterStats;

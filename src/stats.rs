@@ -13,7 +13,7 @@
 //! **Rates** come from per-minute counters that the workers' `FINISH`
 //! script increments in the same call that records an outcome (so a
 //! re-sent batch cannot count twice): one HASH per minute of Redis time,
-//! kept an hour. "Last minute" is the sliding-window estimate
+//! kept 24 hours (the dashboard charts them, `GET /history`). "Last minute" is the sliding-window estimate
 //! `this minute + previous minute × (1 − fraction of this minute gone)`.
 //! They count what workers report: tasks cancelled by a user, and running
 //! tasks the leader fails over after a worker died, are not in them (the

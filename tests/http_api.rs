@@ -769,3 +769,217 @@ fn names_are_checked_and_odd_stored_ids_still_work() {
     assert!(out.status.success(), "the CLI reads it too: {out:?}");
     assert!(node.is_running());
 }
+
+/// The dashboard's files and routes: `/` serves the page with a strict
+/// CSP and an ETag (304 when it matches) and needs no token; `/access`
+/// says what a token allows without a 401; every new read route answers
+/// the read token, refuses bad or out-of-bound parameters with 400 and
+/// unknown ids with 404; the new writes are 403 with the read token and
+/// work with the full one; a repeated costly read within the refresh
+/// floor is served from memory; a search walks pages with its cursor.
+#[test]
+fn dashboard_routes_bounds_and_tokens() {
+    let redis = RedisServer::start();
+    let (mut node, port) = start_node(&redis, "dash-api", true, &["--http-read-token", READ_TOKEN]);
+    let read = |path: &str| call(port, "GET", path, Some(READ_TOKEN), None);
+
+    // Static files: no token, CSP, ETag, 304.
+    let page = call(port, "GET", "/", None, None);
+    assert_eq!(page.status, 200, "{page:?}");
+    assert!(
+        page.header("Content-Type")
+            .unwrap()
+            .starts_with("text/html")
+    );
+    let csp = page.header("Content-Security-Policy").expect("a CSP");
+    assert!(
+        csp.contains("default-src 'none'") && csp.contains("script-src 'self'"),
+        "{csp}"
+    );
+    assert!(!csp.contains("unsafe-inline"), "{csp}");
+    assert!(page.body.contains("src=\"dashboard.js\""), "relative URLs");
+    let etag = page.header("ETag").expect("an ETag").to_string();
+    for path in [
+        "/index.html",
+        "/dashboard.js",
+        "/dashboard.css",
+        "/favicon.svg",
+    ] {
+        let r = call(port, "GET", path, None, None);
+        assert_eq!(r.status, 200, "{path}");
+        assert_eq!(r.header("ETag"), Some(etag.as_str()), "{path}");
+        assert!(r.header("Content-Security-Policy").is_some(), "{path}");
+        let raw = format!("GET {path} HTTP/1.1\r\nIf-None-Match: {etag}\r\n\r\n");
+        let cached = send(port, raw.as_bytes()).unwrap();
+        assert_eq!(cached.status, 304, "{path} with If-None-Match");
+        assert!(cached.body.is_empty());
+    }
+    let stale = send(port, b"GET / HTTP/1.1\r\nIf-None-Match: \"0\"\r\n\r\n").unwrap();
+    assert_eq!(stale.status, 200);
+    call(port, "POST", "/", Some(TOKEN), Some("{}")).assert_error(405, "POST /");
+
+    // What a token allows, never a 401.
+    for (token, want) in [
+        (None, "none"),
+        (Some("wrong"), "none"),
+        (Some(READ_TOKEN), "read"),
+        (Some(TOKEN), "full"),
+    ] {
+        let r = call(port, "GET", "/access", token, None);
+        assert_eq!(r.status, 200);
+        assert_eq!(r.json()["access"], json!(want), "{token:?}");
+        assert_eq!(r.json()["token"], json!(true));
+    }
+
+    // Data for the reads.
+    for i in 0..5 {
+        let r = post(
+            port,
+            "/tasks",
+            &json!({"executor": "noop", "payload": {"n": i, "tag": if i == 3 { "needle" } else { "hay" }}}),
+        );
+        assert_eq!(r.status, 201);
+    }
+    let delayed = post(
+        port,
+        "/tasks",
+        &json!({"executor": "noop", "delay_ms": 600_000}),
+    )
+    .json()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        post(
+            port,
+            "/jobs",
+            &json!({"id": "tick", "executor": "noop", "cron": "*/10 * * * * *"})
+        )
+        .status,
+        201
+    );
+
+    for path in [
+        "/search",
+        "/search?status=pending&limit=10&window=100",
+        "/failures",
+        "/failures?window=10",
+        "/history",
+        "/history?minutes=1440",
+        "/joblist",
+        "/joblist?limit=1&fires=0&firings=0",
+        "/jobs/tick/next",
+        "/jobs/tick/next?count=100",
+        &format!("/tasks/{delayed}/logs?after=0&limit=10"),
+    ] {
+        let r = read(path);
+        assert_eq!(r.status, 200, "GET {path} with the read token: {r:?}");
+    }
+    assert_eq!(
+        read("/history?minutes=1440")
+            .json()
+            .as_array()
+            .unwrap()
+            .len(),
+        1440
+    );
+    assert_eq!(
+        read("/jobs/tick/next?count=7").json()["next"]
+            .as_array()
+            .unwrap()
+            .len(),
+        7
+    );
+    for bad in [
+        "/search?limit=0",
+        "/search?limit=1001",
+        "/search?window=0",
+        "/search?window=10001",
+        "/search?status=bogus",
+        "/search?cursor=nope",
+        "/search?colour=red",
+        "/search?limit=x",
+        "/failures?window=10001",
+        "/history?minutes=0",
+        "/history?minutes=1441",
+        "/joblist?limit=101",
+        "/joblist?fires=101",
+        "/joblist?firings=51",
+        "/joblist?cursor=-1",
+        "/jobs/tick/next?count=0",
+        "/jobs/tick/next?count=101",
+        &format!("/tasks/{delayed}/logs?limit=1001"),
+        &format!("/tasks/{delayed}/logs?after=x"),
+        "/search?payload=%ff",
+    ] {
+        read(bad).assert_error(400, &format!("GET {bad}"));
+    }
+    let long = "x".repeat(300);
+    read(&format!("/search?payload={long}")).assert_error(400, "a 300-byte payload search");
+    read("/jobs/nope/next").assert_error(404, "next fires of an unknown job");
+    read("/tasks/nope/logs?after=0").assert_error(404, "logs of an unknown task");
+
+    // Search: filters, a payload substring, cursor paging.
+    let found = read("/search?payload=needle").json();
+    assert_eq!(found["tasks"].as_array().unwrap().len(), 1, "{found}");
+    assert_eq!(found["scanned"], json!(6));
+    assert_eq!(found["complete"], json!(true));
+    let mut seen = Vec::new();
+    let mut cursor = String::new();
+    for _ in 0..10 {
+        let page = read(&format!("/search?limit=2&cursor={cursor}")).json();
+        for t in page["tasks"].as_array().unwrap() {
+            seen.push(t["id"].as_str().unwrap().to_string());
+        }
+        match page["cursor"].as_str() {
+            Some(c) => cursor = c.to_string(),
+            None => break,
+        }
+    }
+    let unique: HashSet<&String> = seen.iter().collect();
+    assert_eq!(seen.len(), 6, "every task once: {seen:?}");
+    assert_eq!(unique.len(), 6, "no task twice: {seen:?}");
+
+    // The refresh floor: the same costly read again is served from memory.
+    let first = read("/failures?window=77");
+    let again = read("/failures?window=77");
+    assert_eq!(first.header("X-Cache"), Some("miss"));
+    assert_eq!(again.header("X-Cache"), Some("hit"));
+    assert_eq!(first.body, again.body);
+
+    // Writes: 403 with the read token, changing nothing; fine with the full one.
+    for path in [
+        format!("/tasks/{delayed}/rerun"),
+        "/jobs/tick/disable".to_string(),
+        "/jobs/tick/enable".to_string(),
+    ] {
+        call(port, "POST", &path, Some(READ_TOKEN), Some("{}"))
+            .assert_error(403, &format!("POST {path} with the read token"));
+        call(port, "GET", &path, Some(TOKEN), None).assert_error(405, &format!("GET {path}"));
+    }
+    assert_eq!(
+        read("/search").json()["tasks"].as_array().unwrap().len(),
+        6,
+        "no rerun made"
+    );
+    let rerun = post(port, &format!("/tasks/{delayed}/rerun"), &json!({}));
+    assert_eq!(rerun.status, 201, "{rerun:?}");
+    let new_id = rerun.json()["id"].as_str().unwrap().to_string();
+    assert_ne!(new_id, delayed);
+    let new_task = get(port, &format!("/tasks/{new_id}")).json();
+    assert_eq!(new_task["rerun_of"], json!(delayed));
+    assert_eq!(new_task["executor"], json!("noop"));
+    post(port, "/tasks/nope/rerun", &json!({})).assert_error(404, "rerun of an unknown task");
+    assert_eq!(post(port, "/jobs/tick/disable", &json!({})).status, 200);
+    let job = get(port, "/jobs/tick").json();
+    assert_eq!(job["spec"]["enabled"], json!(false));
+    assert_eq!(job["next_fire_ms"], json!(null));
+    assert_eq!(read("/jobs/tick/next").json()["next"], json!([]));
+    assert_eq!(post(port, "/jobs/tick/enable", &json!({})).status, 200);
+    assert_eq!(
+        get(port, "/jobs/tick").json()["spec"]["enabled"],
+        json!(true)
+    );
+    post(port, "/jobs/nope/enable", &json!({})).assert_error(404, "enable an unknown job");
+    assert!(node.is_running());
+}

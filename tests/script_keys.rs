@@ -43,6 +43,8 @@ fn derivable(script: &str) -> &'static [&'static str] {
         "RECOVER_TICK" => &["task", "log", "done", "node", "held", "queue"],
         "FIRE" => &["task", "log", "done", "held", "ctl", "park"],
         "STATS" => &["task", "node", "held", "queue", "stats"],
+        "LIVE" => &["task", "log"],
+        "SEARCH" => &["task"],
         _ => &[],
     }
 }
@@ -221,13 +223,23 @@ fn run_workload(redis: &RedisServer, ns: &str) -> Vec<String> {
         .unwrap()
         .id;
     assert_eq!(client.cancel(&later).unwrap(), Status::Pending);
-    let long = client.submit(&sh("sleep 30")).unwrap().id;
-    wait_until(WAIT, "the long task runs", || {
+    // Its output reaches its log while it runs (LIVE), read as a tail
+    // (LOG_SINCE); the dashboard's search finds it (SEARCH).
+    let long = client.submit(&sh("echo started; sleep 30")).unwrap().id;
+    wait_until(WAIT, "the long task's first line is in its log", || {
         client
-            .task(&long)
-            .map(|t| t.status == Status::Running)
+            .logs_since(&long, 0, 10)
+            .map(|c| c.lines.iter().any(|l| l.contains("started")))
             .unwrap_or(false)
     });
+    let found = client
+        .search(&distsched::TaskQuery {
+            id_prefix: Some(long.clone()),
+            limit: 10,
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(found.tasks.len(), 1);
     client.cancel(&long).unwrap();
     // Tasks nobody can run are parked; a worker that can joins, and they are
     // put back and dispatched.

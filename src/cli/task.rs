@@ -23,7 +23,8 @@ commands:
   show ID                        one task: status, attempts, result
   list [--status S] [--job J] [--limit N]
   cancel ID                      cancel a pending, delayed or running task
-  logs ID                        the task's log lines
+  logs ID [--follow]             the task's log lines; --follow: keep printing
+                                 new lines until the task ends
 
 submit options:
   --exec NAME          executor: a declared shell command, http, rpc, shell, or a Rust function
@@ -222,6 +223,20 @@ fn print_task(task: &Task, json: bool) -> CliResult<()> {
     if let Some(r) = &task.wait_reason {
         rows.push(("waiting", r.clone()));
     }
+    if let Some(p) = &task.progress {
+        let text = if p.text.is_empty() {
+            String::new()
+        } else {
+            format!(" {}", p.text)
+        };
+        rows.push((
+            "progress",
+            format!("{}%{text} (at {})", p.percent, format_time(p.at_ms)),
+        ));
+    }
+    if let Some(r) = &task.rerun_of {
+        rows.push(("rerun of", r.clone()));
+    }
     if let Some(r) = &task.result {
         rows.push(("result", serde_json::to_string(r).unwrap_or_default()));
     }
@@ -302,7 +317,10 @@ fn cancel(parser: &mut Parser) -> CliResult {
 }
 
 fn logs(parser: &mut Parser) -> CliResult {
-    let args = parse(parser, "task logs", HELP, &[], &[])?;
+    let args = parse(parser, "task logs", HELP, &[], &["follow"])?;
+    if args.has("follow") {
+        return follow(&args);
+    }
     let lines = args.common.client()?.logs(args.id("task logs")?)?;
     if args.common.json {
         print_json(&lines)?;
@@ -312,4 +330,44 @@ fn logs(parser: &mut Parser) -> CliResult {
         }
     }
     Ok(exit::OK)
+}
+
+/// `task logs --follow`: prints the log, then new lines as they come (a
+/// running task's output reaches its log about once a second), until the
+/// task ends; exits 0 then. Waits on the task's completion notice between
+/// reads, so it reads about once a second and returns as soon as the task
+/// ends. `--json`: one JSON string per line.
+fn follow(args: &super::Args) -> CliResult {
+    let id = args.id("task logs")?;
+    let mut client = args.common.client()?;
+    let mut next = 0u64;
+    loop {
+        let chunk = client.logs_since(id, next, 1000)?;
+        if chunk.first > next {
+            let note = format!("({} lines dropped by the log cap)", chunk.first - next);
+            print_line(&note, args.common.json)?;
+        }
+        for line in &chunk.lines {
+            print_line(line, args.common.json)?;
+        }
+        next = chunk.next;
+        if next < chunk.total {
+            continue;
+        }
+        if chunk.status.is_terminal() {
+            return Ok(exit::OK);
+        }
+        client.wait(id, Duration::from_secs(1))?;
+    }
+}
+
+fn print_line(line: &str, json: bool) -> CliResult<()> {
+    if json {
+        let text = serde_json::to_string(line)
+            .map_err(|e| Failure::usage(format!("cannot encode JSON: {e}")))?;
+        outln!("{text}");
+    } else {
+        outln!("{line}");
+    }
+    Ok(())
 }

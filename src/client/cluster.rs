@@ -109,11 +109,13 @@ impl Client {
             };
             let info: NodeInfo = serde_json::from_str(info)?;
             let leader = leader.as_deref() == Some(info.id.as_str());
+            let draining = fields.get("draining").is_some_and(|v| v == "1");
             nodes.push(NodeStatus {
                 info,
                 heartbeat_ms,
                 ttl_ms,
                 leader,
+                draining,
             });
         }
         nodes.sort_by(|a, b| a.info.id.cmp(&b.info.id));

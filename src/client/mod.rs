@@ -15,6 +15,16 @@ use crate::store::{Conn, Store, calls};
 mod cluster;
 mod jobs;
 mod tasks;
+mod views;
+
+pub use views::{
+    FailureGroup, Failures, Firing, JobPage, JobView, LogChunk, MinuteCounts, TaskPage, TaskQuery,
+    TaskRow, normalise_error,
+};
+#[allow(unused_imports)]
+pub(crate) use views::{
+    HISTORY_MINUTES_MAX, JOB_PAGE_MAX, LOG_CHUNK_MAX, NEXT_FIRES_MAX, SEARCH_WINDOW_MAX,
+};
 
 /// A connection to one distsched namespace: submit, read, cancel and wait
 /// for tasks; add, change, trigger and remove cron jobs; read the cluster.

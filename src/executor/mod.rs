@@ -10,6 +10,7 @@
 //! [`TaskContext::is_cancelled`].
 
 pub mod http;
+pub(crate) mod live;
 pub mod rpc;
 pub mod shell;
 
@@ -141,15 +142,9 @@ pub struct TaskContext {
     /// When the attempt must be over (start + timeout).
     pub deadline: Instant,
     cancel: CancelFlag,
-    log: Vec<String>,
-    /// Once `log` is full: the latest lines, oldest first.
-    tail: std::collections::VecDeque<String>,
-    /// Bytes of the lines in `log` and in `tail`.
-    log_bytes: usize,
-    tail_bytes: usize,
-    /// Lines and bytes dropped between `log` and `tail`.
-    dropped: usize,
-    dropped_bytes: usize,
+    /// The attempt's log lines and progress; a worker's `live` thread
+    /// writes them while the attempt runs (see `live.rs`).
+    live: Arc<live::LiveLog>,
 }
 
 impl TaskContext {
@@ -170,13 +165,36 @@ impl TaskContext {
             timeout,
             deadline: Instant::now() + timeout,
             cancel,
-            log: Vec::new(),
-            tail: std::collections::VecDeque::new(),
-            log_bytes: 0,
-            tail_bytes: 0,
-            dropped: 0,
-            dropped_bytes: 0,
+            live: Arc::new(live::LiveLog::private()),
         }
+    }
+
+    /// Runs the attempt on a worker's live slot (`live.rs`), so its lines
+    /// and progress reach Redis while it runs.
+    pub(crate) fn with_live(mut self, slot: Arc<live::LiveLog>) -> TaskContext {
+        slot.begin(&self.task_id, self.attempt);
+        self.live = slot;
+        self
+    }
+
+    /// True when the attempt's log and progress are written while it runs
+    /// (it runs on a worker); executors that gather output to log at the
+    /// end (the shell's tails) then hand it over as it comes.
+    pub fn is_live(&self) -> bool {
+        self.live.is_streamed()
+    }
+
+    /// Reports how far the task got: `percent` (0..=100, capped) and a
+    /// short text (cut to 200 bytes; may be empty). On a worker it is
+    /// written to the task (`progress` in `task show`, the dashboard's bar)
+    /// about once a second while the task runs; the latest value wins.
+    pub fn progress(&mut self, percent: u8, text: impl AsRef<str>) {
+        self.live.set_progress(percent, text.as_ref());
+    }
+
+    /// The latest progress reported, if any.
+    pub fn last_progress(&self) -> Option<(u8, String)> {
+        self.live.progress()
     }
 
     /// True once the task was cancelled: stop and return
@@ -200,51 +218,14 @@ impl TaskContext {
     /// attempt; past a cap the middle is dropped, so the start and the
     /// latest lines, where errors are, stay).
     pub fn log(&mut self, line: impl Into<String>) {
-        let mut line = line.into();
-        if line.len() > MAX_LOG_LINE {
-            let mut cut = MAX_LOG_LINE;
-            while !line.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            line.truncate(cut);
-            line.push('…');
-        }
-        if self.log.len() < LOG_HEAD_LINES {
-            // The head is at most 32 × ~2 KiB, well within the byte cap.
-            self.log_bytes += line.len();
-            self.log.push(line);
-            return;
-        }
-        self.tail_bytes += line.len();
-        self.tail.push_back(line);
-        // One slot is kept for the note of dropped lines.
-        while self.tail.len() > MAX_LOG_LINES - LOG_HEAD_LINES - 1
-            || (self.log_bytes + self.tail_bytes > MAX_TASK_LOG_BYTES && self.tail.len() > 1)
-        {
-            let Some(old) = self.tail.pop_front() else {
-                break;
-            };
-            self.tail_bytes -= old.len();
-            self.dropped += 1;
-            self.dropped_bytes += old.len();
-        }
+        self.live.push(line.into());
     }
 
-    /// Takes the collected log lines (with a note of dropped ones).
+    /// Takes the collected log lines (with a note of dropped ones): on a
+    /// worker, those not written while the attempt ran. Ends the attempt's
+    /// live output.
     pub fn take_log(&mut self) -> Vec<String> {
-        let mut lines = std::mem::take(&mut self.log);
-        if self.dropped > 0 {
-            lines.push(format!(
-                "({} log lines dropped here: {} bytes)",
-                self.dropped, self.dropped_bytes
-            ));
-        }
-        lines.extend(self.tail.drain(..));
-        self.log_bytes = 0;
-        self.tail_bytes = 0;
-        self.dropped = 0;
-        self.dropped_bytes = 0;
-        lines
+        self.live.finish()
     }
 }
 

@@ -32,12 +32,17 @@
 //!
 //! This file: the threads, authentication, replies. `server.rs`: HTTP/1.1
 //! on one connection. `probe.rs`: the probe lane. `routes.rs`: the routes.
-//! `scrape.rs`: `/metrics` and `/ready`.
+//! `scrape.rs`: `/metrics` and `/ready`. `assets.rs`: the dashboard's
+//! static files. `views.rs`: the reads and actions the dashboard's pages
+//! use. `cache.rs`: the refresh floor of the costly ones.
 
+mod assets;
+mod cache;
 mod probe;
 mod routes;
 mod scrape;
 mod server;
+mod views;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
@@ -55,6 +60,8 @@ use crate::metrics::METRICS;
 use crate::store::Store;
 use crate::supervisor::{Health, Policy, Supervision};
 
+pub use assets::{CSP, ETAG};
+pub use cache::REFRESH_FLOOR;
 pub use probe::{PROBE_HEAD_DEADLINE, PROBE_PENDING};
 pub(crate) use server::Request;
 pub use server::{HEAD_DEADLINE, MAX_HEAD, READ_DEADLINE};
@@ -85,6 +92,8 @@ pub(crate) struct Context {
     retention: Duration,
     /// The node's supervised components, for `/health` and `/metrics`.
     pub(crate) health: Health,
+    /// Replies of the dashboard's costly reads, kept [`REFRESH_FLOOR`].
+    pub(crate) cache: cache::Cache,
 }
 
 /// Opens the listening socket for `config.http_addr`, if set.
@@ -133,6 +142,7 @@ pub fn start(
         )?,
         retention: config.task_retention,
         health: supervision.health.clone(),
+        cache: cache::Cache::default(),
     });
     let (conns_tx, conns_rx) = crossbeam_channel::bounded::<Incoming>(BACKLOG);
     let (probes_tx, probes_rx) = crossbeam_channel::bounded::<TcpStream>(PROBE_PENDING);
@@ -400,10 +410,10 @@ impl<'a> Handler<'a> {
         } else {
             log::debug!("http: {what} -> {}", reply.status);
         }
-        let mut headers: Vec<(&str, &str)> = vec![
-            ("Content-Type", reply.content_type),
-            ("Cache-Control", "no-store"),
-        ];
+        let mut headers: Vec<(&str, &str)> = vec![("Content-Type", reply.content_type)];
+        if !reply.headers.iter().any(|(n, _)| *n == "Cache-Control") {
+            headers.push(("Cache-Control", "no-store"));
+        }
         headers.extend(reply.headers.iter().map(|(n, v)| (*n, v.as_str())));
         conn.respond(reply.status, &headers, &reply.body, head_only, linger);
     }
@@ -472,6 +482,7 @@ pub(crate) fn json_body(request: &Request) -> Result<Option<serde_json::Value>, 
 }
 
 /// A response: status, content type, body, extra headers.
+#[derive(Clone)]
 pub(crate) struct Reply {
     pub(crate) status: u16,
     content_type: &'static str,
@@ -516,6 +527,16 @@ impl Reply {
             status,
             content_type,
             body: body.into_bytes(),
+            headers: Vec::new(),
+        }
+    }
+
+    /// `body` as it is, with `content_type`.
+    pub(crate) fn bytes(status: u16, content_type: &'static str, body: Vec<u8>) -> Reply {
+        Reply {
+            status,
+            content_type,
+            body,
             headers: Vec::new(),
         }
     }

@@ -8,7 +8,7 @@
 //! route or id, 405 wrong method (with `Allow`), 409 job id taken, 413 body
 //! over 1 MiB, 503 Redis unreachable.
 
-use super::{Access, Handler, Reply, Request, json_body, scrape};
+use super::{Access, Handler, Reply, Request, assets, json_body, scrape, views};
 use crate::balancer::Balancer;
 use crate::client::ListFilter;
 use crate::error::Error;
@@ -65,7 +65,26 @@ pub(super) fn route(h: &mut Handler, request: &Request) -> Reply {
         ["health" | "ready"] => return not_allowed("GET, HEAD"),
         _ => {}
     }
-    match h.access(request) {
+    // The dashboard's files hold no data: no token needed.
+    if assets::is_asset(path) {
+        return if read {
+            assets::serve(path, request)
+        } else {
+            not_allowed("GET, HEAD")
+        };
+    }
+    let access = h.access(request);
+    // What the caller's token allows, asked by the dashboard before it
+    // reads anything: answered whatever the token, so a page without one
+    // learns it must ask for one without a 401 in the browser's console.
+    if seg.as_slice() == ["access"] {
+        return if read {
+            views::access(h, access)
+        } else {
+            not_allowed("GET, HEAD")
+        };
+    }
+    match access {
         Access::Full => {}
         Access::Read if read => {}
         Access::Read => {
@@ -81,6 +100,9 @@ pub(super) fn route(h: &mut Handler, request: &Request) -> Reply {
             )
             .with_header("WWW-Authenticate", "Bearer");
         }
+    }
+    if let Some(reply) = views::route(h, &seg, method, query, &request.target) {
+        return reply;
     }
     match (seg.as_slice(), read, method) {
         #[cfg(feature = "failpoints")]
@@ -345,7 +367,9 @@ fn trigger(h: &mut Handler, request: &Request, id: &str) -> Reply {
 }
 
 /// `a=1&b=x%20y` → decoded pairs (`None` where the encoding is bad).
-fn query_pairs(query: &str) -> impl Iterator<Item = (Option<String>, Option<String>)> + '_ {
+pub(super) fn query_pairs(
+    query: &str,
+) -> impl Iterator<Item = (Option<String>, Option<String>)> + '_ {
     query.split('&').filter(|p| !p.is_empty()).map(|pair| {
         let (n, v) = pair.split_once('=').unwrap_or((pair, ""));
         (percent_decode(n, true), percent_decode(v, true))

@@ -46,6 +46,9 @@ pub struct NodeStatus {
     pub ttl_ms: i64,
     /// True if this node holds the leader lease.
     pub leader: bool,
+    /// True once the node stopped taking tasks (it is shutting down).
+    #[serde(default)]
+    pub draining: bool,
 }
 
 /// Who leads, as listed by [`crate::Client::leader`].

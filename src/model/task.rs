@@ -151,6 +151,8 @@ pub struct TaskSpec {
     /// Track the task in its job's active set, so `forbid`/`replace`
     /// firings see it (set by `Client::trigger_job`). Default false.
     pub track_active: bool,
+    /// The task this one runs again (set by `Client::rerun`). Default none.
+    pub rerun_of: Option<String>,
 }
 
 impl TaskSpec {
@@ -176,6 +178,7 @@ impl TaskSpec {
             job: None,
             id: None,
             track_active: false,
+            rerun_of: None,
         }
     }
 
@@ -272,6 +275,11 @@ impl TaskSpec {
         if let Some(id) = &self.id {
             ident::check(Name::TaskId, id).map_err(Error::Config)?;
         }
+        if let Some(id) = &self.rerun_of
+            && (id.is_empty() || id.len() > 1000 || id.chars().any(char::is_control))
+        {
+            return bad("invalid rerun_of: not a task id".into());
+        }
         Ok(())
     }
 
@@ -295,6 +303,7 @@ impl TaskSpec {
             ("key", &self.key),
             ("route_key", &self.route_key),
             ("job", &self.job),
+            ("rerun_of", &self.rerun_of),
         ];
         for (name, value) in optional {
             if let Some(v) = value {
@@ -360,6 +369,24 @@ pub struct Task {
     pub wait_reason: Option<String>,
     /// How each ended attempt went, oldest first.
     pub attempts: Vec<Attempt>,
+    /// The task this one runs again, if it is a rerun.
+    #[serde(default)]
+    pub rerun_of: Option<String>,
+    /// What the current attempt last reported of its progress.
+    #[serde(default)]
+    pub progress: Option<Progress>,
+}
+
+/// A running attempt's progress, as its executor last reported it
+/// (`TaskContext::progress`, or a shell task's `::progress N text` line).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Progress {
+    /// Percent done, 0..=100.
+    pub percent: u8,
+    /// What the task says it is doing (may be empty).
+    pub text: String,
+    /// When it was stored, Unix ms (Redis clock).
+    pub at_ms: u64,
 }
 
 /// One ended attempt of a task.
@@ -416,8 +443,22 @@ impl Task {
             .filter_map(|(k, v)| Attempt::parse(k, v))
             .collect();
         attempts.sort_by_key(|a| a.attempt);
+        let current_attempt = num(f.get("attempt").cloned());
         let mut take = |k: &str| f.remove(k).filter(|v| !v.is_empty());
         let id = take("id").unwrap_or_default();
+        // Progress belongs to one attempt: a retry starts without any.
+        let progress = match (
+            num(take("progress")),
+            num(take("progress_attempt")),
+            current_attempt,
+        ) {
+            (Some(p), Some(a), Some(current)) if a == current => Some(Progress {
+                percent: p.min(100) as u8,
+                text: take("progress_text").unwrap_or_default(),
+                at_ms: num(take("progress_ms")).unwrap_or(0),
+            }),
+            _ => None,
+        };
         let status = Status::parse(&take("status").unwrap_or_default())
             .map_err(|_| Error::NotFound(format!("task {id} (record incomplete)")))?;
         Ok(Some(Task {
@@ -448,6 +489,8 @@ impl Task {
             error: take("error"),
             wait_reason: take("wait_reason"),
             attempts,
+            rerun_of: take("rerun_of"),
+            progress,
             id,
         }))
     }

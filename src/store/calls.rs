@@ -678,3 +678,92 @@ impl Fire<'_> {
         inv
     }
 }
+
+/// One running (or just ended) attempt's output for a `LIVE` call.
+pub struct LiveAttempt<'a> {
+    /// Task id.
+    pub task: &'a str,
+    /// Attempt number.
+    pub attempt: u32,
+    /// Progress percent and text, if it changed.
+    pub progress: Option<(u8, &'a str)>,
+    /// Log lines since the last call.
+    pub lines: &'a [String],
+}
+
+/// `LIVE`: write running attempts' log lines and progress.
+pub struct Live<'a> {
+    /// The worker's node id.
+    pub node: &'a str,
+    /// The attempts.
+    pub attempts: Vec<LiveAttempt<'a>>,
+}
+
+impl Live<'_> {
+    /// The script call. Reply: attempts written.
+    pub fn invocation(&self, keys: &Keys) -> ScriptInvocation<'static> {
+        let mut inv = scripts::LIVE.prepare_invoke();
+        inv.key(keys.node(self.node)).arg(self.node).arg(LOG_CAP);
+        for a in &self.attempts {
+            let (percent, text) = match a.progress {
+                Some((p, t)) => (p.to_string(), t),
+                None => (String::new(), ""),
+            };
+            inv.arg(a.task)
+                .arg(a.attempt)
+                .arg(percent)
+                .arg(text)
+                .arg(a.lines.len())
+                .arg(a.lines);
+        }
+        inv
+    }
+}
+
+/// `SEARCH`: one chunk of the dashboard's task search.
+pub struct Search<'a> {
+    /// Where the last chunk stopped: its last id and score ("" = newest).
+    pub cursor: (&'a str, &'a str),
+    /// Index entries to examine.
+    pub count: usize,
+    /// Filters ("" = none): status, job, executor, worker, id prefix,
+    /// payload substring, error substring, ended at or after (ms).
+    pub filters: [&'a str; 8],
+}
+
+impl Search<'_> {
+    /// The script call; see `lua/search.lua` for the reply.
+    pub fn invocation(&self, keys: &Keys) -> ScriptInvocation<'static> {
+        let mut inv = scripts::SEARCH.prepare_invoke();
+        inv.key(keys.tasks())
+            .arg(self.cursor.0)
+            .arg(self.cursor.1)
+            .arg(self.count);
+        for f in self.filters {
+            inv.arg(f);
+        }
+        inv
+    }
+}
+
+/// `LOG_SINCE`: a task's log lines from an absolute line number on.
+pub struct LogSince<'a> {
+    /// Task id.
+    pub id: &'a str,
+    /// First line wanted.
+    pub first: u64,
+    /// Most lines returned.
+    pub limit: usize,
+}
+
+impl LogSince<'_> {
+    /// The script call; see `lua/log_since.lua` for the reply.
+    pub fn invocation(&self, keys: &Keys) -> ScriptInvocation<'static> {
+        let mut inv = scripts::LOG_SINCE.prepare_invoke();
+        inv.key(keys.task(self.id))
+            .key(keys.log(self.id))
+            .arg(self.first)
+            .arg(self.limit);
+        inv
+    }
+}

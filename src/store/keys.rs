@@ -282,7 +282,8 @@ impl Keys {
     /// HASH per minute of Redis time (`minute` = Unix ms / 60000): attempts
     /// ended by workers' results in that minute, counted by the `FINISH`
     /// script (`success`, `failed` = tasks ended failed, `retried`,
-    /// `timeout`); read by `stats` for rates. PX 1 h.
+    /// `timeout`); read by `stats` for rates and by the dashboard's 24-hour chart. PX 24 h
+    /// + 1 min (a whole day of minutes is always there).
     pub fn stats_minute(&self, minute: u64) -> String {
         format!("{}{minute}", self.stats_prefix())
     }

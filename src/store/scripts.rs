@@ -182,10 +182,21 @@ pub static DUE_JOBS: LazyLock<Script> = LazyLock::new(|| plain(include_str!("lua
 /// Fenced: fire due jobs, exactly once per slot.
 pub static FIRE: LazyLock<Script> = LazyLock::new(|| fenced(include_str!("lua/fire.lua")));
 
+/// Read one chunk of the dashboard's task search (filters over the newest
+/// entries of the task index).
+pub static SEARCH: LazyLock<Script> = LazyLock::new(|| plain(include_str!("lua/search.lua")));
+
+/// Read a task's log lines from an absolute line number on (live tails).
+pub static LOG_SINCE: LazyLock<Script> = LazyLock::new(|| plain(include_str!("lua/log_since.lua")));
+
+/// Worker: write running attempts' log lines and progress (the `live`
+/// thread, about once a second).
+pub static LIVE: LazyLock<Script> = LazyLock::new(|| plain(include_str!("lua/live.lua")));
+
 /// Every script by name, for the tests that check them all
 /// (`tests/script_keys.rs`).
 pub fn all() -> Vec<(&'static str, &'static Script)> {
-    let all: [(&'static str, &'static LazyLock<Script>); 19] = [
+    let all: [(&'static str, &'static LazyLock<Script>); 22] = [
         ("ACQUIRE", &ACQUIRE),
         ("RENEW", &RENEW),
         ("RELEASE", &RELEASE),
@@ -205,6 +216,9 @@ pub fn all() -> Vec<(&'static str, &'static Script)> {
         ("JOB_RM", &JOB_RM),
         ("DUE_JOBS", &DUE_JOBS),
         ("FIRE", &FIRE),
+        ("SEARCH", &SEARCH),
+        ("LOG_SINCE", &LOG_SINCE),
+        ("LIVE", &LIVE),
     ];
     all.into_iter()
         .map(|(name, s)| (name, LazyLock::force(s)))

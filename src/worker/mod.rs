@@ -21,10 +21,13 @@
 //!   Redis the other group runs and is gathered whole, and Redis is never
 //!   idle between calls.
 //! - canceller: blocks on the node's cancel list and flags running tasks.
+//! - live: about once a second, writes what running tasks logged and
+//!   their progress (each pool thread's slot), so output reaches the log
+//!   while a task runs.
 //!
 //! This file: the shared state, start and the drain; one file per thread:
 //! `fetcher.rs`, `pool.rs` (what each pool thread runs), `reporter.rs`,
-//! `canceller.rs`.
+//! `canceller.rs`, `live.rs`.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -36,6 +39,7 @@ use crossbeam_channel::{Receiver, Sender};
 use crate::component::Component;
 use crate::config::Config;
 use crate::error::Result;
+use crate::executor::live::LiveLog;
 use crate::executor::{CancelFlag, Executors, Outcome};
 use crate::leader::wake_control;
 use crate::metrics::METRICS;
@@ -44,6 +48,7 @@ use crate::supervisor::{Policy, Supervision};
 
 mod canceller;
 mod fetcher;
+mod live;
 mod pool;
 mod reporter;
 
@@ -145,6 +150,9 @@ struct Shared {
     /// `None` once the drain is over (see `pool.rs`). Closing it is what
     /// ends the reporters.
     outbox: Mutex<Option<Vec<Sender<Report>>>>,
+    /// One live slot per pool thread: the running attempt's log lines and
+    /// progress, written by the `live` thread.
+    live: Vec<Arc<LiveLog>>,
 }
 
 /// The reporter's means to refill freed slots.
@@ -244,6 +252,7 @@ pub struct Worker {
     shared: Arc<Shared>,
     fetcher: Option<Component>,
     canceller: Option<Component>,
+    live: Option<Component>,
     pool: Vec<std::thread::JoinHandle<()>>,
     pool_done: Receiver<()>,
     /// The pool's channel, to empty it when the drain gives up on stuck
@@ -295,6 +304,9 @@ pub fn start(
         })),
         suspect: AtomicBool::new(false),
         outbox: Mutex::new(Some(reports_tx)),
+        live: (0..capacity)
+            .map(|_| Arc::new(LiveLog::streamed()))
+            .collect(),
     });
     let (done_tx, pool_done) = crossbeam_channel::unbounded();
 
@@ -310,10 +322,11 @@ pub fn start(
             std::thread::Builder::new()
                 .name(format!("pool-{n}"))
                 .spawn(move || {
+                    let slot = shared.live[n].clone();
                     for claimed in jobs.iter() {
                         // The report carries the slot back: the reporter
                         // refills it or hands it to the fetcher.
-                        run_one(&shared, claimed);
+                        run_one(&shared, claimed, &slot);
                     }
                     let _ = done.send(());
                 })?,
@@ -372,10 +385,15 @@ pub fn start(
         })?
         .with_waker(move || wake_control(&waker_store, &cancel_ctl))
     };
+    let live = {
+        let shared = shared.clone();
+        Component::spawn("live", move |stop| live::live_loop(&shared, &stop))?
+    };
     Ok(Worker {
         shared,
         fetcher: Some(fetcher),
         canceller: Some(canceller),
+        live: Some(live),
         pool,
         pool_done,
         jobs: jobs_rx,
@@ -494,6 +512,10 @@ impl Worker {
         }
         if let Some(c) = self.canceller.take() {
             c.stop();
+        }
+        // Its last round writes the final progress of the tasks just ended.
+        if let Some(l) = self.live.take() {
+            l.stop();
         }
         for r in self.reporters.drain(..) {
             r.join();

@@ -12,12 +12,16 @@ use super::Report;
 use super::Shared;
 use crate::executor::Outcome;
 use crate::executor::TaskContext;
+use crate::executor::live::LiveLog;
 use crate::metrics::METRICS;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-/// Runs `c` and delivers its report (see the module docs).
-pub(super) fn run_one(shared: &Shared, c: Claimed) {
+/// Runs `c` on this pool thread's live `slot` (its output and progress
+/// are written while it runs by the `live` thread) and delivers its report
+/// (see the module docs).
+pub(super) fn run_one(shared: &Shared, c: Claimed, slot: &Arc<LiveLog>) {
     shared.running.fetch_add(1, Ordering::Relaxed);
     METRICS.tasks_running.inc();
     let began = Instant::now();
@@ -25,6 +29,7 @@ pub(super) fn run_one(shared: &Shared, c: Claimed) {
     let mut ctx = TaskContext::new(&c.id, &c.executor, c.payload, c.timeout, c.cancel);
     ctx.attempt = c.attempt;
     ctx.job = c.job;
+    let mut ctx = ctx.with_live(slot.clone());
     let outcome = match shared.executors.get(&c.executor) {
         Some(executor) => {
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| executor.execute(&mut ctx)))

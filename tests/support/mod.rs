@@ -9,10 +9,12 @@
 //! panics they are kept, and node logs are printed, to debug the failure.
 //!
 //! One module per helper: `redis_server.rs`, `node.rs`, `cli.rs`, `probe.rs`,
-//! `leader_log.rs`, `cluster.rs`, `stubs.rs`, `http.rs`; this file re-exports them
+//! `leader_log.rs`, `cluster.rs`, `stubs.rs`, `http.rs`, `browser.rs` (headless
+//! Chromium over WebDriver); this file re-exports them
 //! and holds the shared waits, ports, temp dirs and timings.
 #![allow(dead_code)]
 
+mod browser;
 mod cli;
 mod cluster;
 mod http;
@@ -26,7 +28,8 @@ mod stubs;
 // unused are not a fault.
 #[allow(unused_imports)]
 pub use {
-    cli::*, cluster::*, http::*, leader_log::*, node::*, probe::*, redis_server::*, stubs::*,
+    browser::*, cli::*, cluster::*, http::*, leader_log::*, node::*, probe::*, redis_server::*,
+    stubs::*,
 };
 
 use std::net::{TcpListener, TcpStream};

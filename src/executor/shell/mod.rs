@@ -32,7 +32,12 @@
 //! - the last line of stdout that parses as JSON becomes `result.data`;
 //! - the last [`TAIL_LINES`] lines / [`TAIL_BYTES`] bytes of each of stdout and
 //!   stderr go to the task log, with a note of how many earlier lines were
-//!   dropped.
+//!   dropped; on a worker, while the command runs, the lines read so far
+//!   are handed over every [`STREAM_EVERY`] (within the same tails, with a
+//!   note of lines lost between two hand-overs) and reach the log about
+//!   once a second, and only the rest is logged at the end;
+//! - a stdout line `::progress N` or `::progress N text` (N a percent) is
+//!   not output: it sets the task's progress.
 //!
 //! Process-group policy: on timeout or cancel the group gets SIGTERM, then
 //! SIGKILL after a grace ([`KILL_GRACE`]). When the program exits on its own,
@@ -57,7 +62,7 @@ mod process;
 
 pub use argv::parse_command;
 use argv::show_argv;
-use output::{Pipes, cut};
+use output::{Pipes, Streamed, cut};
 use process::{Ending, describe_exit, signal_group};
 
 /// How long a timed-out or cancelled command gets between SIGTERM and
@@ -82,6 +87,10 @@ const PIPE_GRACE: Duration = Duration::from_secs(1);
 /// Most bytes of the last stderr line quoted in a failure's message (the
 /// message is a summary; the log has the output).
 const MESSAGE_STDERR: usize = 256;
+/// How often the lines a running command printed are handed over to the
+/// live log (on a worker; its `live` thread writes them about once a
+/// second).
+pub const STREAM_EVERY: Duration = Duration::from_millis(500);
 /// First and longest sleep between two polls of the child: short commands
 /// finish in about a millisecond, long ones cost at most 100 wake-ups a
 /// second.
@@ -328,8 +337,9 @@ impl ShellExecutor {
         ctx.log(format!("shell: started {} (pid {pid})", show_argv(&argv)));
 
         let pipes = Pipes::start(&mut child, input);
+        let mut streamed = Streamed::default();
         let ending = match &pipes {
-            Ok(_) => self.wait(ctx, pid),
+            Ok(pipes) => self.wait(ctx, pid, |ctx| pipes.stream(ctx, &mut streamed)),
             // Without its readers the program could block on a full pipe:
             // stop it.
             Err(_) => {
@@ -352,7 +362,7 @@ impl ShellExecutor {
             }
         };
         let output = pipes.finish();
-        output.log_to(ctx);
+        output.log_to(ctx, streamed);
 
         let data = output.stdout.last_json.clone().unwrap_or_default();
         match ending {

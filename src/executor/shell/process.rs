@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use rustix::process::{Pid, Signal, WaitId, WaitIdOptions};
 
-use super::{POLL_FIRST, POLL_MAX, ShellExecutor};
+use super::{POLL_FIRST, POLL_MAX, STREAM_EVERY, ShellExecutor};
 use crate::executor::TaskContext;
 
 pub(super) enum Ending {
@@ -20,12 +20,24 @@ pub(super) enum Ending {
 
 impl ShellExecutor {
     /// Waits for the program to exit, stopping its group on cancel or at the
-    /// deadline.
-    pub(super) fn wait(&self, ctx: &TaskContext, pid: Pid) -> Ending {
+    /// deadline; on a worker, runs `stream` every [`STREAM_EVERY`] to hand
+    /// the output read so far over to the live log.
+    pub(super) fn wait(
+        &self,
+        ctx: &mut TaskContext,
+        pid: Pid,
+        mut stream: impl FnMut(&mut TaskContext),
+    ) -> Ending {
         let mut nap = POLL_FIRST;
+        let live = ctx.is_live();
+        let mut next_stream = Instant::now() + STREAM_EVERY;
         loop {
             if has_exited(pid) {
                 return Ending::Exited;
+            }
+            if live && Instant::now() >= next_stream {
+                stream(ctx);
+                next_stream = Instant::now() + STREAM_EVERY;
             }
             if ctx.is_cancelled() {
                 self.terminate(pid);

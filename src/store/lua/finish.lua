@@ -227,6 +227,6 @@ if accepted > 0 then
   for field, n in pairs(counts) do
     if n > 0 and redis.call('HINCRBY', stats, field, n) == n then fresh = true end
   end
-  if fresh then redis.call('PEXPIRE', stats, '3600000') end
+  if fresh then redis.call('PEXPIRE', stats, '86460000') end
 end
 return {accepted, rejected, counts.success, counts.retried, counts.failed, queued, refilled}

@@ -199,6 +199,51 @@ fn a_frozen_worker_cannot_overwrite_the_retry() {
     ));
 }
 
+/// Runs a scheduler-only leader and a worker (capacity 4) whose Redis is
+/// reached through `proxy`, submits `n` no-op tasks (in bulk or one by one)
+/// and waits for them all. Returns the tasks, the time from the first
+/// submit to the last end, and the worker's log.
+fn run_behind(
+    redis: &RedisServer,
+    ns: &str,
+    proxy: &support::ReplyCutter,
+    n: usize,
+    bulk: bool,
+) -> (Vec<distsched::Task>, Duration, String) {
+    let _leader = NodeProc::start(&redis.url(), ns, "lead", &["--role", "scheduler"]);
+    let worker = NodeProc::start(
+        &proxy.url(),
+        ns,
+        "w1",
+        &["--role", "worker", "--capacity", "4"],
+    );
+    support::wait_for_cluster(&redis.url(), ns, &["w1"], Duration::from_secs(20));
+    let mut client = client(&redis.url(), ns);
+    let mut probe = support::Probe::new(&redis.url(), ns);
+    let started = std::time::Instant::now();
+    let ids: Vec<String> = if bulk {
+        let specs: Vec<TaskSpec> = (0..n).map(|_| spec("noop", 0)).collect();
+        let submitted = client.submit_many(&specs).expect("submit");
+        submitted.into_iter().map(|s| s.id).collect()
+    } else {
+        (0..n)
+            .map(|_| client.submit(&spec("noop", 0)).expect("submit").id)
+            .collect()
+    };
+    let tasks = support::wait_ended(&mut client, &mut probe, &ids, Duration::from_secs(30));
+    let took = started.elapsed();
+    assert!(
+        tasks.iter().all(|t| t.status == Status::Success),
+        "{tasks:?}"
+    );
+    let log = worker.log();
+    assert!(
+        log.contains("adopting"),
+        "the worker did not adopt the tasks the lost call took:\n{log}"
+    );
+    (tasks, took, log)
+}
+
 /// A worker's `FINISH` call that refilled its slots and started tasks runs
 /// in Redis, but its reply is lost (the connection is cut before it comes
 /// back). The worker retries the results, and adopts the tasks the lost
@@ -210,37 +255,8 @@ fn a_lost_finish_reply_strands_no_refilled_task() {
     let ns = unique_ns("lost-reply");
     let finish = distsched::internal::scripts::FINISH.get_hash().to_string();
     let proxy = support::ReplyCutter::start(redis.port(), &finish, 5);
-    let _leader = NodeProc::start(&redis.url(), &ns, "lead", &["--role", "scheduler"]);
-    let worker = NodeProc::start(
-        &proxy.url(),
-        &ns,
-        "w1",
-        &["--role", "worker", "--capacity", "4"],
-    );
-    support::wait_for_cluster(&redis.url(), &ns, &["w1"], Duration::from_secs(20));
-    let mut client = client(&redis.url(), &ns);
-    let mut probe = support::Probe::new(&redis.url(), &ns);
-
-    let specs: Vec<TaskSpec> = (0..200).map(|_| spec("noop", 0)).collect();
-    let started = std::time::Instant::now();
-    let ids: Vec<String> = client
-        .submit_many(&specs)
-        .expect("submit")
-        .into_iter()
-        .map(|s| s.id)
-        .collect();
-    let tasks = support::wait_ended(&mut client, &mut probe, &ids, Duration::from_secs(30));
-    let took = started.elapsed();
+    let (tasks, took, _) = run_behind(&redis, &ns, &proxy, 200, true);
     assert_eq!(proxy.cuts(), 1, "the proxy cut no FINISH reply");
-    assert!(
-        tasks.iter().all(|t| t.status == Status::Success),
-        "{tasks:?}"
-    );
-    let log = worker.log();
-    assert!(
-        log.contains("adopting"),
-        "the worker did not adopt the tasks the lost call started:\n{log}"
-    );
     let twice = tasks.iter().filter(|t| t.attempt > 1).count();
     report(&format!(
         "chaos lost-finish-reply: {} tasks, lost 0, ran twice {twice}; one FINISH reply cut, its started tasks adopted; all done {:.2}s after the submit began",
@@ -249,43 +265,19 @@ fn a_lost_finish_reply_strands_no_refilled_task() {
     ));
 }
 
-/// A reply of `pop_call` with items (`popped` says which replies those
-/// are) is cut: Redis popped or started tasks for an idle worker, and the
-/// worker never heard. It adopts them once Redis answers again, well
-/// before the deadline backstop (the 5 min timeout + grace): every task
-/// ends once, at its first attempt, within seconds.
+/// A reply of the call containing `needle` with items (`popped` says which
+/// replies those are) is cut: Redis popped or started tasks for an idle
+/// worker, and the worker never heard. It adopts them once Redis answers
+/// again, well before the deadline backstop (the 5 min timeout + grace):
+/// every task ends once, at its first attempt, within seconds.
 fn lost_pop_reply(label: &str, needle: &str, popped: fn(&[u8]) -> bool) {
     let redis = RedisServer::start();
     let ns = unique_ns(label);
     let proxy = support::ReplyCutter::start_on_reply(redis.port(), needle, popped);
-    let _leader = NodeProc::start(&redis.url(), &ns, "lead", &["--role", "scheduler"]);
-    let worker = NodeProc::start(
-        &proxy.url(),
-        &ns,
-        "w1",
-        &["--role", "worker", "--capacity", "4"],
-    );
-    support::wait_for_cluster(&redis.url(), &ns, &["w1"], Duration::from_secs(20));
-    let mut client = client(&redis.url(), &ns);
-    let mut probe = support::Probe::new(&redis.url(), &ns);
-    let started = std::time::Instant::now();
-    let ids: Vec<String> = (0..40)
-        .map(|_| client.submit(&spec("noop", 0)).expect("submit").id)
-        .collect();
-    let tasks = support::wait_ended(&mut client, &mut probe, &ids, Duration::from_secs(30));
-    let took = started.elapsed();
+    let (tasks, took, _) = run_behind(&redis, &ns, &proxy, 40, false);
     assert_eq!(proxy.cuts(), 1, "the proxy cut no {label} reply");
-    assert!(
-        tasks.iter().all(|t| t.status == Status::Success),
-        "{tasks:?}"
-    );
     let twice = tasks.iter().filter(|t| t.attempt > 1).count();
     assert_eq!(twice, 0, "tasks ran again: {tasks:?}");
-    let log = worker.log();
-    assert!(
-        log.contains("adopting"),
-        "the worker did not adopt the tasks the lost call took:\n{log}"
-    );
     report(&format!(
         "chaos {label}: {} tasks, lost 0, ran twice {twice}; one reply with tasks cut, they were adopted; all done {:.2}s after the submit began",
         tasks.len(),

@@ -31,6 +31,14 @@ pub enum Error {
     Io(std::io::Error),
     /// A stored record could not be decoded.
     Json(serde_json::Error),
+    /// A stored job record cannot be read (not JSON, or fields of a newer
+    /// version), so the job cannot be used until it is replaced or removed.
+    BrokenJob {
+        /// The job id.
+        id: String,
+        /// Why its record cannot be read.
+        message: String,
+    },
     /// A component thread of the node panicked or ended and its policy
     /// stops the node (see the README's supervision table).
     ComponentFailed {
@@ -66,6 +74,10 @@ impl fmt::Display for Error {
             Error::NotFound(what) => write!(f, "{what} not found"),
             Error::Io(e) => write!(f, "{e}"),
             Error::Json(e) => write!(f, "bad stored record: {e}"),
+            Error::BrokenJob { id, message } => write!(
+                f,
+                "job {id} cannot be used: {message}; replace it (job add {id} --replace ...) or remove it (job rm {id})"
+            ),
             Error::ComponentFailed { component, reason } => {
                 write!(f, "component {component} {reason}; the node stops")
             }

@@ -53,7 +53,7 @@ pub use client::{
 pub use config::{Config, Role};
 pub use error::{Error, Result};
 pub use executor::{Executor, FnExecutor, Outcome, TaskContext, TaskResult};
-pub use model::job::{Concurrency, JobSpec, JobStatus};
+pub use model::job::{BROKEN_RETRY, Concurrency, JobError, JobSpec, JobStatus};
 pub use model::node::{LeaderStatus, NodeInfo, NodeStatus};
 pub use model::task::{Attempt, Progress, Status, Task, TaskSpec};
 pub use node::{Node, NodeBuilder, NodeHandle};

@@ -70,7 +70,7 @@ pub enum State {
     Stopped,
 }
 
-/// One component's entry in the [`Health`] table, as `/health` shows it.
+/// One component's entry in the node's health table, as `/health` shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ComponentHealth {
     /// The component's thread name (`scheduler`, `fetcher`, …).

@@ -1060,22 +1060,26 @@ fn jobs_file_syncs_when_the_node_leads() {
 
     let mut first = NodeProc::start(&url, &ns, "n1", &["--jobs", &file]);
     wait_until(Duration::from_secs(10), "the file is synced", || {
-        c.jobs().expect("jobs").iter().any(|j| j.spec.id == "fresh")
+        c.jobs().expect("jobs").iter().any(|j| j.id == "fresh")
     });
     let jobs: BTreeMap<String, distsched::JobStatus> = c
         .jobs()
         .expect("jobs")
         .into_iter()
-        .map(|j| (j.spec.id.clone(), j))
+        .map(|j| (j.id.clone(), j))
         .collect();
     assert_eq!(
         jobs.keys().collect::<Vec<_>>(),
         ["fresh", "gone", "keep", "moved"]
     );
-    assert_eq!(jobs["fresh"].spec, fresh);
-    assert_eq!(jobs["keep"].spec, keep);
-    assert_eq!(jobs["moved"].spec, moved_file);
-    assert_eq!(jobs["gone"].spec, gone, "kept without --prune-jobs");
+    assert_eq!(jobs["fresh"].spec, Some(fresh.clone()));
+    assert_eq!(jobs["keep"].spec, Some(keep.clone()));
+    assert_eq!(jobs["moved"].spec, Some(moved_file.clone()));
+    assert_eq!(
+        jobs["gone"].spec,
+        Some(gone.clone()),
+        "kept without --prune-jobs"
+    );
     // The unchanged schedule kept its stored slot, which then fired (late,
     // within the misfire threshold), with the synced payload.
     let slot_task = format!("keep@{kept_next}");
@@ -1089,7 +1093,7 @@ fn jobs_file_syncs_when_the_node_leads() {
     });
     let log = first.log();
     assert!(
-        log.contains("jobs file synced (1 added, 2 kept or updated, 0 removed)"),
+        log.contains("jobs file synced (1 added, 2 kept or updated, 0 removed, 0 skipped)"),
         "{log}"
     );
 
@@ -1102,19 +1106,14 @@ fn jobs_file_syncs_when_the_node_leads() {
     );
     let second = NodeProc::start(&url, &ns, "n2", &["--jobs", &file, "--prune-jobs"]);
     wait_until(Duration::from_secs(10), "gone is pruned", || {
-        c.jobs().expect("jobs").iter().all(|j| j.spec.id != "gone")
+        c.jobs().expect("jobs").iter().all(|j| j.id != "gone")
     });
-    let ids: Vec<String> = c
-        .jobs()
-        .expect("jobs")
-        .into_iter()
-        .map(|j| j.spec.id)
-        .collect();
+    let ids: Vec<String> = c.jobs().expect("jobs").into_iter().map(|j| j.id).collect();
     assert_eq!(ids, ["fresh", "keep", "moved"]);
     wait_until(Duration::from_secs(5), "the prune is logged", || {
         second
             .log()
-            .contains("jobs file synced (0 added, 3 kept or updated, 1 removed)")
+            .contains("jobs file synced (0 added, 3 kept or updated, 1 removed, 0 skipped)")
     });
 }
 

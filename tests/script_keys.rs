@@ -279,6 +279,26 @@ fn run_workload(redis: &RedisServer, ns: &str) -> Vec<String> {
         || client.job(&job.id).map(|j| j.fired >= 2).unwrap_or(false),
     );
     client.remove_job(&job.id).unwrap();
+    // A stored job record that does not parse: the leader skips it and
+    // marks it broken (JOB_MARK); removing it clears the mark.
+    let mut raw = Probe::new(&url, ns);
+    let keys = raw.keys.clone();
+    let now = raw.time_ms();
+    raw.run(|c| {
+        redis::pipe()
+            .hset(keys.jobs(), "unreadable", "not json {")
+            .zadd(keys.schedule(), "unreadable", now)
+            .query::<()>(c)
+    });
+    wait_until(WAIT, "the leader marks the unreadable job", || {
+        client
+            .job("unreadable")
+            // Since when: only the leader's mark says it (the reader
+            // alone reports the record's error without it).
+            .map(|j| j.error.is_some_and(|e| e.since_ms.is_some()))
+            .unwrap_or(false)
+    });
+    client.remove_job("unreadable").unwrap();
     client.stats().unwrap();
     // A worker with queued work shuts down (REQUEUE, DEREGISTER), then a
     // killed one is recovered; the leader releases its lease.

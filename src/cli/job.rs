@@ -174,21 +174,28 @@ fn list(parser: &mut Parser) -> CliResult {
     let rows: Vec<Vec<String>> = jobs
         .iter()
         .map(|j| {
+            let unknown = || "?".to_string();
+            let s = j.spec.as_ref();
             vec![
-                j.spec.id.clone(),
-                j.spec.executor.clone(),
-                j.spec.cron.clone().unwrap_or_else(|| "-".into()),
-                j.spec.timezone.clone().unwrap_or_else(|| "UTC".into()),
-                if j.spec.enabled { "yes" } else { "no" }.into(),
+                j.id.clone(),
+                s.map_or_else(unknown, |s| s.executor.clone()),
+                s.map_or_else(unknown, |s| s.cron.clone().unwrap_or_else(|| "-".into())),
+                s.map_or_else(unknown, |s| {
+                    s.timezone.clone().unwrap_or_else(|| "UTC".into())
+                }),
+                s.map_or_else(unknown, |s| if s.enabled { "yes" } else { "no" }.into()),
                 j.next_fire_ms.map_or("-".into(), |t| format_time(t as u64)),
                 j.fired.to_string(),
                 j.skips.to_string(),
+                j.error
+                    .as_ref()
+                    .map_or("-".into(), |e| short(&format!("{}: {}", e.kind, e.message))),
             ]
         })
         .collect();
     print_table(
         &[
-            "ID", "EXECUTOR", "CRON", "TZ", "ENABLED", "NEXT", "FIRED", "SKIPS",
+            "ID", "EXECUTOR", "CRON", "TZ", "ENABLED", "NEXT", "FIRED", "SKIPS", "ERROR",
         ],
         &rows,
     );
@@ -206,8 +213,34 @@ fn show(parser: &mut Parser) -> CliResult {
     Ok(exit::OK)
 }
 
+/// `text` cut to 60 characters for a table cell.
+fn short(text: &str) -> String {
+    if text.chars().count() <= 60 {
+        return text.to_string();
+    }
+    let cut: String = text.chars().take(59).collect();
+    format!("{cut}…")
+}
+
 fn print_job(job: &JobStatus) {
-    let s = &job.spec;
+    if let Some(e) = &job.error {
+        let since = e
+            .since_ms
+            .map(|t| format!(" (since {})", format_time(t as u64)))
+            .unwrap_or_default();
+        outln!("{:<13}{} error{since}: {}", "error", e.kind, e.message);
+        outln!(
+            "{:<13}skipped; the scheduler retries it every {} s",
+            "",
+            distsched::BROKEN_RETRY.as_secs()
+        );
+    }
+    let Some(s) = &job.spec else {
+        outln!("{:<13}{}", "id", job.id);
+        outln!("{:<13}(the stored record cannot be read)", "definition");
+        print_history(job);
+        return;
+    };
     let rows = [
         ("id", s.id.clone()),
         ("executor", s.executor.clone()),
@@ -263,6 +296,10 @@ fn print_job(job: &JobStatus) {
         }
         outln!("upcoming     {}", upcoming.join(", "));
     }
+    print_history(job);
+}
+
+fn print_history(job: &JobStatus) {
     if !job.history.is_empty() {
         outln!("history (newest first):");
         for h in &job.history {

@@ -490,7 +490,12 @@ impl Client {
             )));
         }
         let job = self.job(id)?;
-        Ok(fires_of(&job.spec, job.next_fire_ms, count).unwrap_or_default())
+        // A job whose record cannot be read has no fire times to show.
+        Ok(job
+            .spec
+            .as_ref()
+            .and_then(|spec| fires_of(spec, job.next_fire_ms, count))
+            .unwrap_or_default())
     }
 
     /// One page of jobs (at most `limit`, 1 to [`JOB_PAGE_MAX`]) from

@@ -111,6 +111,14 @@ pub(super) fn metrics(h: &mut Handler) -> Reply {
     );
     if let Ok(s) = &stats {
         cluster(&mut enc, s);
+        if let Ok(n) = h.probe.broken_jobs() {
+            enc.single(
+                "distsched_jobs_broken",
+                Kind::Gauge,
+                "Jobs the leader skips because their stored record does not parse or their firing failed (job list shows why; cluster).",
+                n as f64,
+            );
+        }
     }
     Reply::text(
         200,

@@ -130,7 +130,13 @@ impl Scheduler {
     /// to wait for the next due time, or `None` to go again at once.
     fn tick(&mut self, conn: &mut Conn, fence: &Fence) -> Result<Option<Duration>> {
         if self.jobs.is_some() && self.synced_epoch != Some(fence.epoch) {
-            self.sync_jobs()?;
+            match self.sync_jobs(conn, fence) {
+                Ok(()) => {}
+                Err(e) if e.is_unavailable() || matches!(e, Error::Fenced) => return Err(e),
+                // Logged once; the sync is not retried every tick (it would
+                // stall firing), only in the next term.
+                Err(e) => log::error!("scheduler: jobs file sync failed: {e}"),
+            }
             self.synced_epoch = Some(fence.epoch);
         }
         let fired = self.firer.fire_due(conn, fence)?;
@@ -164,30 +170,70 @@ impl Scheduler {
         });
     }
 
-    /// Makes the stored jobs match the jobs file.
-    fn sync_jobs(&self) -> Result<()> {
+    /// Makes the stored jobs match the jobs file. A stored record that
+    /// cannot be read (not JSON, or a newer version's fields) is left as it
+    /// is: not overwritten by the file's job of that id, not pruned; it is
+    /// marked broken and logged once per term. A job the store refuses (not
+    /// a connection error) is logged and skipped; the others still sync.
+    fn sync_jobs(&mut self, conn: &mut Conn, fence: &Fence) -> Result<()> {
         let Some(file) = &self.jobs else {
             return Ok(());
         };
         let mut client = Client::from_store(&self.store);
-        let (mut added, mut updated, mut removed) = (0, 0, 0);
+        let stored = client.job_records()?;
+        let unreadable: std::collections::HashMap<&str, &str> = stored
+            .iter()
+            .filter_map(|(id, r)| r.as_ref().err().map(|e| (id.as_str(), e.as_str())))
+            .collect();
+        let (mut added, mut updated, mut removed, mut skipped) = (0, 0, 0, 0);
         for spec in &file.specs {
-            if client.put_job(spec)? {
-                added += 1;
-            } else {
-                updated += 1;
+            if let Some(e) = unreadable.get(spec.id.as_str()) {
+                log::warn!(
+                    "scheduler: jobs file: job {} not synced: {e}; its stored record is left as it is (replace it with `job add {} --replace` or remove it with `job rm {}`)",
+                    spec.id,
+                    spec.id,
+                    spec.id
+                );
+                skipped += 1;
+                continue;
             }
-        }
-        if file.prune {
-            for job in client.jobs()? {
-                if !file.specs.iter().any(|s| s.id == job.spec.id) {
-                    client.remove_job(&job.spec.id)?;
-                    removed += 1;
+            match client.put_job(spec) {
+                Ok(true) => added += 1,
+                Ok(false) => updated += 1,
+                Err(e) if e.is_unavailable() => return Err(e),
+                Err(e) => {
+                    log::error!("scheduler: jobs file: job {} not synced: {e}", spec.id);
+                    skipped += 1;
                 }
             }
         }
+        if file.prune {
+            for (id, record) in &stored {
+                if file.specs.iter().any(|s| &s.id == id) {
+                    continue;
+                }
+                if record.is_err() {
+                    log::warn!(
+                        "scheduler: jobs file: job {id} not pruned: its stored record cannot be read (it may belong to a newer version)"
+                    );
+                    skipped += 1;
+                    continue;
+                }
+                match client.remove_job(id) {
+                    Ok(()) | Err(Error::NotFound(_)) => removed += 1,
+                    Err(e) if e.is_unavailable() => return Err(e),
+                    Err(e) => {
+                        log::error!("scheduler: jobs file: job {id} not pruned: {e}");
+                        skipped += 1;
+                    }
+                }
+            }
+        }
+        for (id, e) in &unreadable {
+            self.firer.mark_unreadable(conn, fence, id, e)?;
+        }
         log::info!(
-            "scheduler: jobs file synced ({added} added, {updated} kept or updated, {removed} removed)"
+            "scheduler: jobs file synced ({added} added, {updated} kept or updated, {removed} removed, {skipped} skipped)"
         );
         Ok(())
     }

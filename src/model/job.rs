@@ -251,11 +251,17 @@ impl JobSpec {
 /// A job with what the scheduler knows of it, as `job show` prints it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct JobStatus {
-    /// The definition.
-    pub spec: JobSpec,
-    /// Next fire time, Unix ms (none for on-demand or disabled jobs).
+    /// The job id.
+    #[serde(default)]
+    pub id: String,
+    /// The definition; `None` when the stored record cannot be read (not
+    /// JSON, or fields of a newer version): then `error` says why.
+    pub spec: Option<JobSpec>,
+    /// Next fire time, Unix ms (none for on-demand or disabled jobs; a
+    /// broken job's retry time).
     pub next_fire_ms: Option<i64>,
-    /// Recent events, newest first: `fired <slot> <task>`, `skipped …`.
+    /// Recent events, newest first: `fired <slot> <task>`, `skipped …`,
+    /// `error (…): …`, `recovered: …`.
     pub history: Vec<String>,
     /// Firings skipped by the concurrency or misfire policy, in total (a
     /// lower bound after an outage with too many missed slots to count,
@@ -263,4 +269,48 @@ pub struct JobStatus {
     pub skips: u64,
     /// Firings made, in total.
     pub fired: u64,
+    /// Why the job is skipped, while it is: its record does not parse, or
+    /// its last firing failed. The scheduler retries it every
+    /// [`BROKEN_RETRY`] and clears this once it fires again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<JobError>,
+}
+
+/// How long the scheduler waits before it looks at a broken job again.
+pub const BROKEN_RETRY: Duration = Duration::from_secs(30);
+
+/// What is wrong with a broken job ([`JobStatus::error`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobError {
+    /// `record`: the stored record cannot be read (not JSON, an unknown
+    /// field, a bad cron expression); `firing`: its last firing failed in
+    /// Redis.
+    pub kind: String,
+    /// The error, one line.
+    pub message: String,
+    /// When the scheduler first saw this error (Redis time, Unix ms); none
+    /// for a record no leader has looked at yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since_ms: Option<i64>,
+}
+
+impl JobStatus {
+    /// The definition, or [`Error::BrokenJob`] when the stored record
+    /// cannot be read.
+    pub fn readable(self) -> Result<JobSpec> {
+        match self.spec {
+            Some(spec) => Ok(spec),
+            None => Err(Error::BrokenJob {
+                id: self.id,
+                message: self.error.map(|e| e.message).unwrap_or_default(),
+            }),
+        }
+    }
+}
+
+/// Parses a stored job record. Unknown fields (a newer version's) are an
+/// error: such a job is skipped rather than fired with part of its
+/// meaning lost.
+pub fn parse_record(json: &str) -> std::result::Result<JobSpec, String> {
+    serde_json::from_str(json).map_err(|e| format!("stored record does not parse: {e}"))
 }

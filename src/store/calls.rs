@@ -610,6 +610,7 @@ impl DueJobs {
 }
 
 /// One job of a `FIRE` call.
+#[derive(Clone)]
 pub struct FireJob<'a> {
     /// Job id.
     pub id: &'a str,
@@ -674,6 +675,42 @@ impl Fire<'_> {
             for (k, v) in &j.fields {
                 inv.arg(*k).arg(v);
             }
+        }
+        inv
+    }
+}
+
+/// `JOB_MARK` (fenced): set or clear a job's broken mark.
+pub struct JobMark<'a> {
+    /// The leader's fence.
+    pub fence: &'a Fence,
+    /// Job id.
+    pub id: &'a str,
+    /// `record` or `firing`; `""` clears the mark.
+    pub kind: &'a str,
+    /// Why it is broken, one line.
+    pub message: &'a str,
+    /// Move the job's next fire time to this long from now (None: leave the
+    /// schedule alone) ...
+    pub retry_ms: Option<u64>,
+    /// ... only if it still holds one of these scores.
+    pub from: &'a [i64],
+}
+
+impl JobMark<'_> {
+    /// The script call. Reply: 1 when the mark changed, else 0.
+    pub fn invocation(&self, keys: &Keys) -> ScriptInvocation<'static> {
+        let mut inv = self.fence.invoke(&scripts::JOB_MARK, keys);
+        inv.key(keys.job_state(self.id))
+            .key(keys.jobs_broken())
+            .key(keys.schedule())
+            .key(keys.job_history(self.id))
+            .arg(self.id)
+            .arg(self.kind)
+            .arg(self.message)
+            .arg(self.retry_ms.map(|r| r.to_string()).unwrap_or_default());
+        for score in self.from {
+            inv.arg(score);
         }
         inv
     }

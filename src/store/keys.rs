@@ -243,6 +243,13 @@ impl Keys {
         self.key("jobs")
     }
 
+    /// SET: ids of the jobs the leader marked broken (a stored record that
+    /// does not parse, or a firing that fails); the mark itself is in the
+    /// job's state hash (`error`, `error_kind`, `error_ms`).
+    pub fn jobs_broken(&self) -> String {
+        self.key("jobs:broken")
+    }
+
     /// ZSET: job id → next fire time (ms). Only enabled cron jobs are in it.
     pub fn schedule(&self) -> String {
         self.key("schedule")

@@ -182,6 +182,10 @@ pub static DUE_JOBS: LazyLock<Script> = LazyLock::new(|| plain(include_str!("lua
 /// Fenced: fire due jobs, exactly once per slot.
 pub static FIRE: LazyLock<Script> = LazyLock::new(|| fenced(include_str!("lua/fire.lua")));
 
+/// Fenced: set or clear a job's broken mark, and move a broken job's next
+/// fire time to its retry time.
+pub static JOB_MARK: LazyLock<Script> = LazyLock::new(|| fenced(include_str!("lua/job_mark.lua")));
+
 /// Read one chunk of the dashboard's task search (filters over the newest
 /// entries of the task index).
 pub static SEARCH: LazyLock<Script> = LazyLock::new(|| plain(include_str!("lua/search.lua")));
@@ -196,7 +200,7 @@ pub static LIVE: LazyLock<Script> = LazyLock::new(|| plain(include_str!("lua/liv
 /// Every script by name, for the tests that check them all
 /// (`tests/script_keys.rs`).
 pub fn all() -> Vec<(&'static str, &'static Script)> {
-    let all: [(&'static str, &'static LazyLock<Script>); 22] = [
+    let all: [(&'static str, &'static LazyLock<Script>); 23] = [
         ("ACQUIRE", &ACQUIRE),
         ("RENEW", &RENEW),
         ("RELEASE", &RELEASE),
@@ -216,6 +220,7 @@ pub fn all() -> Vec<(&'static str, &'static Script)> {
         ("JOB_RM", &JOB_RM),
         ("DUE_JOBS", &DUE_JOBS),
         ("FIRE", &FIRE),
+        ("JOB_MARK", &JOB_MARK),
         ("SEARCH", &SEARCH),
         ("LOG_SINCE", &LOG_SINCE),
         ("LIVE", &LIVE),

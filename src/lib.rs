@@ -50,6 +50,9 @@ pub use client::{
     Client, FailureGroup, Failures, Firing, JobPage, JobView, ListFilter, LogChunk, MinuteCounts,
     Submitted, TaskPage, TaskQuery, TaskRow, normalise_error,
 };
+pub use client::{
+    HISTORY_MINUTES_MAX, JOB_PAGE_MAX, LOG_CHUNK_MAX, NEXT_FIRES_MAX, SEARCH_WINDOW_MAX,
+};
 pub use config::{Config, Role};
 pub use error::{Error, Result};
 pub use executor::{Executor, FnExecutor, Outcome, TaskContext, TaskResult};

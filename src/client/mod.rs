@@ -21,8 +21,7 @@ pub use views::{
     FailureGroup, Failures, Firing, JobPage, JobView, LogChunk, MinuteCounts, TaskPage, TaskQuery,
     TaskRow, normalise_error,
 };
-#[allow(unused_imports)]
-pub(crate) use views::{
+pub use views::{
     HISTORY_MINUTES_MAX, JOB_PAGE_MAX, LOG_CHUNK_MAX, NEXT_FIRES_MAX, SEARCH_WINDOW_MAX,
 };
 

@@ -6,7 +6,7 @@
 //! name goes into KEYS: the namespace's shared keys and the keys of the
 //! node, jobs and parks a call acts for. Per-task keys (and workers found in
 //! the registry index) are built inside the scripts from the namespace
-//! prefix of KEYS[1] (`P.task .. id`, see `lua/lib.lua`), never from an ARGV
+//! prefix of `KEYS[1]` (`P.task .. id`, see `lua/lib.lua`), never from an ARGV
 //! prefix, so on Redis Cluster a script runs on the shard of everything it
 //! touches; `tests/script_keys.rs` checks it for every script with MONITOR.
 //!

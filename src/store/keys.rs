@@ -83,8 +83,8 @@ impl Keys {
         self.key("nodes")
     }
 
-    /// Prefix of the per-node entries, for scripts that walk the index.
-    pub fn node_prefix(&self) -> String {
+    /// Prefix of the per-node entries.
+    fn node_prefix(&self) -> String {
         self.key(NODE)
     }
 
@@ -115,7 +115,7 @@ impl Keys {
         format!("{}{id}", self.task_prefix())
     }
 
-    /// Prefix of task records, for scripts handling many tasks.
+    /// Prefix of task records (scripts build the same with `P.task`).
     pub fn task_prefix(&self) -> String {
         self.key(TASK)
     }
@@ -126,7 +126,7 @@ impl Keys {
     }
 
     /// Prefix of task logs.
-    pub fn log_prefix(&self) -> String {
+    fn log_prefix(&self) -> String {
         self.key(LOG)
     }
 
@@ -136,7 +136,7 @@ impl Keys {
     }
 
     /// Prefix of completion notices.
-    pub fn done_prefix(&self) -> String {
+    fn done_prefix(&self) -> String {
         self.key(DONE)
     }
 
@@ -164,9 +164,9 @@ impl Keys {
         format!("{}node:{node}", self.park_prefix())
     }
 
-    /// Prefix of parks; the read script decodes what a park waits for from
-    /// the rest of its key.
-    pub fn park_prefix(&self) -> String {
+    /// Prefix of parks; `park_target` in `lua/lib.lua` decodes what a park
+    /// waits for from the rest of its key.
+    fn park_prefix(&self) -> String {
         self.key(PARK)
     }
 
@@ -192,7 +192,7 @@ impl Keys {
     }
 
     /// Prefix of worker queues.
-    pub fn queue_prefix(&self) -> String {
+    fn queue_prefix(&self) -> String {
         self.key(QUEUE)
     }
 
@@ -202,7 +202,7 @@ impl Keys {
     }
 
     /// Prefix of worker load sets.
-    pub fn held_prefix(&self) -> String {
+    fn held_prefix(&self) -> String {
         self.key(HELD)
     }
 
@@ -262,7 +262,7 @@ impl Keys {
     }
 
     /// Prefix of job states.
-    pub fn job_state_prefix(&self) -> String {
+    fn job_state_prefix(&self) -> String {
         self.key("job:")
     }
 
@@ -272,7 +272,7 @@ impl Keys {
     }
 
     /// Prefix of job histories.
-    pub fn job_history_prefix(&self) -> String {
+    fn job_history_prefix(&self) -> String {
         self.key("jobhist:")
     }
 
@@ -282,7 +282,7 @@ impl Keys {
     }
 
     /// Prefix of job active sets.
-    pub fn job_active_prefix(&self) -> String {
+    fn job_active_prefix(&self) -> String {
         self.key("jobactive:")
     }
 
@@ -296,13 +296,12 @@ impl Keys {
     }
 
     /// Prefix of the per-minute counters.
-    pub fn stats_prefix(&self) -> String {
+    fn stats_prefix(&self) -> String {
         self.key(STATS)
     }
 
-    /// Prefix of control lists, for scripts that signal a node
-    /// (`ctl:{node}:{component}`).
-    pub fn control_prefix(&self) -> String {
+    /// Prefix of control lists (`ctl:{node}:{component}`).
+    fn control_prefix(&self) -> String {
         self.key(CTL)
     }
 }

@@ -39,6 +39,15 @@ pub enum Error {
         /// Why its record cannot be read.
         message: String,
     },
+    /// A write reached the master but fewer replicas than `wait_replicas`
+    /// acknowledged it within `wait_timeout`: a failover now could lose it.
+    /// Retry (with the same idempotency key, for a submit).
+    NotReplicated {
+        /// Replicas that acknowledged.
+        acked: u32,
+        /// Replicas required.
+        wanted: u32,
+    },
     /// A component thread of the node panicked or ended and its policy
     /// stops the node (see the README's supervision table).
     ComponentFailed {
@@ -78,6 +87,10 @@ impl fmt::Display for Error {
                 f,
                 "job {id} cannot be used: {message}; replace it (job add {id} --replace ...) or remove it (job rm {id})"
             ),
+            Error::NotReplicated { acked, wanted } => write!(
+                f,
+                "not acknowledged by enough replicas ({acked} of {wanted} within redis_wait_timeout); a failover could lose it: retry"
+            ),
             Error::ComponentFailed { component, reason } => {
                 write!(f, "component {component} {reason}; the node stops")
             }
@@ -100,6 +113,8 @@ impl From<redis::RedisError> for Error {
     fn from(e: redis::RedisError) -> Self {
         if e.code() == Some("FENCED") {
             Error::Fenced
+        } else if e.code().is_some_and(|c| NOT_MASTER.contains(&c)) {
+            Error::Unavailable(format!("{e} (not the writable master; reconnecting)"))
         } else if e.is_io_error()
             || e.is_timeout()
             || e.is_connection_dropped()
@@ -112,6 +127,19 @@ impl From<redis::RedisError> for Error {
         }
     }
 }
+
+/// Error codes that mean the server is not (or no longer) the writable
+/// master: a replica (`READONLY`), a master without enough replicas
+/// (`NOREPLICAS`, `min-replicas-to-write`), a replica cut off from its
+/// master (`MASTERDOWN`), a server loading its data (`LOADING`), a blocked
+/// call ended by a role change (`UNBLOCKED`).
+const NOT_MASTER: &[&str] = &[
+    "READONLY",
+    "NOREPLICAS",
+    "MASTERDOWN",
+    "LOADING",
+    "UNBLOCKED",
+];
 
 impl From<redis::ParsingError> for Error {
     fn from(e: redis::ParsingError) -> Self {

@@ -6,7 +6,8 @@
 //! stops beating drops out when the TTL runs out; the leader's recoverer then
 //! removes it from the index. On a clean stop the thread deregisters the node
 //! at once. Times come from Redis (`TIME` inside the script), so clock skew
-//! between hosts does not matter.
+//! between hosts does not matter. Each beat also carries the highest
+//! fencing epoch the node has seen, in both directions (see `EpochSeen`).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -15,6 +16,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use crate::component::{Component, StopSignal};
 use crate::config::Config;
 use crate::error::{Error, Result};
+use crate::leader::EpochSeen;
 use crate::metrics::METRICS;
 use crate::model::node::NodeInfo;
 use crate::store::{Conn, Store, calls};
@@ -27,6 +29,7 @@ pub struct Registration {
     instance: String,
     ttl: Duration,
     running: Arc<AtomicUsize>,
+    seen: EpochSeen,
 }
 
 impl Registration {
@@ -37,6 +40,7 @@ impl Registration {
         config: &Config,
         executors: Vec<String>,
         running: Arc<AtomicUsize>,
+        seen: EpochSeen,
     ) -> Registration {
         let started_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -64,6 +68,7 @@ impl Registration {
             instance: uuid::Uuid::new_v4().to_string(),
             ttl: config.heartbeat_timeout,
             running,
+            seen,
         }
     }
 
@@ -85,9 +90,10 @@ impl Registration {
                 info: &json,
                 ttl_ms: self.ttl.as_millis() as u64,
                 instance: &self.instance,
+                seen_epoch: self.seen.get(),
             }
             .invocation(keys)
-            .invoke::<i64>(c)
+            .invoke::<(i64, u64)>(c)
         });
         match result {
             Err(Error::Redis(e)) if e.code() == Some("NODE_ID_IN_USE") => {
@@ -97,7 +103,7 @@ impl Registration {
                     ttl_ms,
                 })
             }
-            other => other.map(drop),
+            other => other.map(|(_, epoch)| self.seen.raise(epoch)),
         }
     }
 

@@ -62,6 +62,7 @@ pub use model::task::{Attempt, Progress, Status, Task, TaskSpec};
 pub use node::{Node, NodeBuilder, NodeHandle};
 pub use schedule::Misfire;
 pub use stats::ClusterStats;
+pub use store::RedisOptions;
 pub use supervisor::{ComponentHealth, Policy, State as ComponentState};
 
 /// Not part of the API: what the `distsched` binary, the examples and the
@@ -73,7 +74,7 @@ pub mod internal {
     pub use crate::balancer::{can_run, rendezvous};
     pub use crate::recoverer::tick;
     pub use crate::schedule::Schedule;
-    pub use crate::store::{Fence, Keys, Store, calls, scripts};
+    pub use crate::store::{Conn, Fence, Keys, Link, Store, calls, scripts};
     pub use crate::worker::{GAVE_UP, STOP_BOUND};
 
     /// The HTTP server's limits.

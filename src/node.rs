@@ -35,7 +35,7 @@ use crate::executor::rpc::RpcExecutor;
 use crate::executor::shell::{ShellExecutor, parse_command};
 use crate::executor::{Executor, Executors, FnExecutor, NoopExecutor, TaskContext};
 use crate::heartbeat::Registration;
-use crate::leader::{self, Lease};
+use crate::leader::{self, EpochSeen, Lease};
 use crate::recoverer;
 use crate::scheduler::{self, JobsFile};
 use crate::store::Store;
@@ -114,7 +114,7 @@ impl NodeBuilder {
         crate::failpoints::setup_from_env()?;
         let executors = builtin_executors(&config, self.executors)?;
         let listener = crate::http::bind(&config)?;
-        let store = Store::new(&config.redis_url, &config.namespace, config.redis_timeout)?;
+        let store = Store::open(&config.redis_options(), &config.namespace)?;
         store.ping()?;
 
         let running = Arc::new(AtomicUsize::new(0));
@@ -123,7 +123,9 @@ impl NodeBuilder {
         } else {
             Vec::new()
         };
-        let mut registration = Registration::new(&store, &config, offered, running.clone());
+        let seen = EpochSeen::default();
+        let mut registration =
+            Registration::new(&store, &config, offered, running.clone(), seen.clone());
         registration.register(&mut store.quiet_conn("register"), config.heartbeat_interval)?;
         let (fatal_tx, fatal) = crossbeam_channel::bounded(1);
         let health = Health::default();
@@ -147,7 +149,7 @@ impl NodeBuilder {
         let mut elector = None;
         let mut lease = None;
         if config.role.schedules() {
-            let (component, l) = leader::start(&store, &config, &supervision)?;
+            let (component, l) = leader::start(&store, &config, &seen, &supervision)?;
             leader_work.extend(scheduler::start(
                 &store,
                 &config,
@@ -232,13 +234,17 @@ fn builtin_executors(config: &Config, custom: Executors) -> Result<Executors> {
 }
 
 /// The values a task's environment must not carry: the Redis password (as
-/// the URL decodes it) and the HTTP token.
+/// the URL decodes it), the sentinels' password and the HTTP token.
 fn node_secrets(config: &Config) -> Vec<String> {
     let mut secrets = Vec::new();
-    if let Ok(client) = redis::Client::open(config.redis_url.as_str())
-        && let Some(password) = client.get_connection_info().redis_settings().password()
+    if let Some(password) = Store::open(&config.redis_options(), &config.namespace)
+        .ok()
+        .and_then(|s| s.password())
     {
-        secrets.push(password.to_string());
+        secrets.push(password);
+    }
+    if let Some(password) = &config.sentinel_password {
+        secrets.push(password.0.clone());
     }
     if let Some(token) = &config.http_token {
         secrets.push(token.0.clone());

@@ -323,3 +323,40 @@ fn hanging_tasks_time_out_and_retry_with_backoff() {
         pids.len()
     ));
 }
+
+/// A frozen server (SIGSTOP) costs one read timeout per call, pipelines
+/// included: the `redis` crate's pipeline waits out every reply's read
+/// timeout, so before `Link` a batch of N commands (the worker's orphan
+/// check, a dispatch round) hung N timeouts: 40 s for this one.
+#[test]
+fn a_frozen_server_fails_a_pipeline_within_one_timeout() {
+    let redis = RedisServer::start();
+    let timeout = Duration::from_millis(200);
+    let store = distsched::internal::Store::new(&redis.url(), "frozen", timeout).expect("store");
+    let mut conn = store.quiet_conn("test");
+    let pipeline = |c: &mut distsched::internal::Link<'_>| {
+        let mut pipe = redis::pipe();
+        for _ in 0..200 {
+            pipe.cmd("PING");
+        }
+        pipe.query::<Vec<String>>(c)
+    };
+    assert_eq!(conn.run(pipeline).expect("pipeline").len(), 200);
+    support::send_signal(redis.pid(), "STOP");
+    let started = Instant::now();
+    let result = conn.run(pipeline);
+    let took = started.elapsed();
+    support::send_signal(redis.pid(), "CONT");
+    let err = result.expect_err("a frozen server answered");
+    assert!(err.is_unavailable(), "{err}");
+    // One timeout plus scheduling slack, far from the 200 the crate waits.
+    assert!(took < timeout * 10, "a 200-command pipeline took {took:?}");
+    assert_eq!(
+        conn.run(pipeline).expect("pipeline after SIGCONT").len(),
+        200
+    );
+    report(&format!(
+        "chaos frozen-pipeline: 200 commands to a SIGSTOPped server failed in {} ms (timeout 200 ms)",
+        took.as_millis()
+    ));
+}

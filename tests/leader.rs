@@ -384,6 +384,7 @@ fn fenced_script_refuses_a_stale_epoch_and_writes_nothing() {
                     .key(keys.leader())
                     .key(keys.epoch())
                     .key(keys.leader_status())
+                    .key(keys.epoch_origin())
                     .arg(node)
                     .arg(60_000u64)
                     .arg(0u64)

@@ -174,7 +174,12 @@ fn keys_of(
     let mut out = HashMap::new();
     let list: Vec<&Vec<String>> = commands
         .iter()
-        .filter(|c| !c[0].eq_ignore_ascii_case("time"))
+        // Commands that take no key.
+        .filter(|c| {
+            !["time", "info"]
+                .iter()
+                .any(|k| c[0].eq_ignore_ascii_case(k))
+        })
         .collect();
     for chunk in list.chunks(500) {
         let mut pipe = redis::pipe();

@@ -173,6 +173,19 @@ fn cli(url: &str, ca: &Path, args: &[&str], ns: &str) -> Output {
     support::run_with_timeout(cmd, Duration::from_secs(30))
 }
 
+/// A node on `url` trusting the test CA of `dir`, logging to `dir/node.log`.
+fn start_node(dir: &Path, url: &str, ns: &str, id: &str) -> Child {
+    let node_log = std::fs::File::create(dir.join("node.log")).expect("node log");
+    Command::new(BIN)
+        .args(["node", "--id", id, "--redis", url, "--ns", ns])
+        .env("SSL_CERT_FILE", dir.join("ca.pem"))
+        .env("RUST_LOG", "warn,distsched=info")
+        .stdout(node_log.try_clone().expect("clone"))
+        .stderr(node_log)
+        .spawn()
+        .expect("spawn node")
+}
+
 #[test]
 fn rediss_with_a_private_ca_runs_tasks_and_refuses_an_untrusted_server() {
     let dir = TempDir::new("tls");
@@ -181,15 +194,7 @@ fn rediss_with_a_private_ca_runs_tasks_and_refuses_an_untrusted_server() {
     let ca = dir.join("ca.pem");
     let ns = unique_ns("tls");
 
-    let node_log = std::fs::File::create(dir.join("node.log")).expect("node log");
-    let mut node = Command::new(BIN)
-        .args(["node", "--id", "t1", "--redis", &redis.url(""), "--ns", &ns])
-        .env("SSL_CERT_FILE", &ca)
-        .env("RUST_LOG", "warn,distsched=info")
-        .stdout(node_log.try_clone().expect("clone"))
-        .stderr(node_log)
-        .spawn()
-        .expect("spawn node");
+    let mut node = start_node(dir.path(), &redis.url(""), &ns, "t1");
     let started = Instant::now();
     let out = cli(
         &redis.url(""),
@@ -228,5 +233,63 @@ fn rediss_with_a_private_ca_runs_tasks_and_refuses_an_untrusted_server() {
         Some(0),
         "{}",
         String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// `rediss-sentinel://`: a TLS-only sentinel (`tls-replication yes`, so it
+/// talks TLS to the master too) names a TLS-only master; the CLI finds the
+/// master through it and runs a task on a node that does the same.
+#[test]
+fn rediss_sentinel_finds_a_tls_master_through_a_tls_sentinel() {
+    let dir = TempDir::new("tls-sentinel");
+    make_certs(dir.path());
+    let redis = TlsRedis::start(dir.path());
+    let ca = dir.join("ca.pem");
+    let sentinel_port = free_port();
+    let conf = dir.join("sentinel.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "port 0\nbind 127.0.0.1\ndir {dir}\ntls-port {sentinel_port}\ntls-auth-clients no\n\
+             tls-replication yes\ntls-cert-file {dir}/server.pem\ntls-key-file {dir}/server.key\n\
+             tls-ca-cert-file {dir}/ca.pem\nsentinel monitor mymaster 127.0.0.1 {} 1\n",
+            redis.port,
+            dir = dir.path().display()
+        ),
+    )
+    .expect("write sentinel.conf");
+    let mut sentinel = Command::new("redis-server")
+        .arg(&conf)
+        .arg("--sentinel")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn sentinel");
+    let url = format!("rediss-sentinel://127.0.0.1:{sentinel_port}#mymaster");
+    let ns = unique_ns("tls-sentinel");
+    // Reachable (exit 1: nobody leads) once the sentinel answers.
+    wait_until(Duration::from_secs(10), "the TLS sentinel answers", || {
+        cli(&url, &ca, &["leader"], &ns).status.code() == Some(1)
+    });
+    let mut node = start_node(dir.path(), &url, &ns, "s1");
+    let out = cli(
+        &url,
+        &ca,
+        &["task", "submit", "--exec", "noop", "--wait"],
+        &ns,
+    );
+    let log = std::fs::read_to_string(dir.join("node.log")).unwrap_or_default();
+    // Without the CA the sentinel's certificate is refused: one line, 69.
+    let untrusted = cli(&url, Path::new(""), &["leader"], &ns);
+    let _ = node.kill();
+    let _ = node.wait();
+    let _ = sentinel.kill();
+    let _ = sentinel.wait();
+    assert_eq!(out.status.code(), Some(0), "{out:?}\nnode log:\n{log}");
+    let stderr = String::from_utf8_lossy(&untrusted.stderr);
+    assert_eq!(untrusted.status.code(), Some(69), "{untrusted:?}");
+    assert!(
+        stderr.lines().count() == 1 && stderr.contains("certificate"),
+        "{stderr}"
     );
 }

@@ -95,11 +95,16 @@ commands:
   job        add, list, show, remove, enable, disable, trigger cron jobs
 
 options for every command:
-  --redis URL   Redis URL (env DISTSCHED_REDIS_URL; default redis://127.0.0.1:6379)
+  --redis URL   Redis URL (env DISTSCHED_REDIS_URL; default redis://127.0.0.1:6379);
+                redis-sentinel://[:pass@]host[:port][,host[:port]...][/db]#master for Sentinel
   --ns NAME     key namespace (env DISTSCHED_NAMESPACE; default distsched)
   --json        print JSON instead of a table
   -h, --help    help for the command
   -V, --version print the version
+
+environment for every command: DISTSCHED_REDIS_TIMEOUT, DISTSCHED_SENTINEL_PASSWORD,
+  DISTSCHED_REDIS_WAIT_REPLICAS, DISTSCHED_REDIS_WAIT_TIMEOUT (as for a node: a submit
+  not acknowledged by that many replicas exits 1; retry it with the same --key)
 
 exit codes: 0 ok, 1 failure, 64 usage error, 69 Redis unreachable";
 
@@ -190,6 +195,15 @@ fn next(parser: &mut Parser) -> CliResult<Option<Opt>> {
     Ok(parser.next()?.map(Opt::from))
 }
 
+/// Settings a client command reads from the environment besides the URL
+/// and the namespace.
+const CLIENT_SETTINGS: [&str; 4] = [
+    "redis_timeout",
+    "sentinel_password",
+    "redis_wait_replicas",
+    "redis_wait_timeout",
+];
+
 /// Options every client command takes.
 pub struct Common {
     redis_url: String,
@@ -224,7 +238,21 @@ impl Common {
     }
 
     fn client(&self) -> CliResult<distsched::Client> {
-        let mut client = distsched::Client::open(&self.redis_url, &self.namespace)?;
+        // The node's Redis settings that a client shares, from the same
+        // environment variables (checked by the same parser).
+        let mut config = distsched::Config::default();
+        config.set(
+            "redis_url",
+            &self.redis_url,
+            "--redis or DISTSCHED_REDIS_URL",
+        )?;
+        for name in CLIENT_SETTINGS {
+            let var = distsched::config::env_name(name);
+            if let Ok(value) = std::env::var(&var) {
+                config.set(name, &value, &var)?;
+            }
+        }
+        let mut client = distsched::Client::open_with(&config.redis_options(), &self.namespace)?;
         client.ping()?;
         Ok(client)
     }

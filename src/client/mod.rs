@@ -10,7 +10,7 @@ use crate::model::job::{Concurrency, JobSpec, JobStatus};
 use crate::model::node::{LeaderStatus, NodeInfo, NodeStatus};
 use crate::model::task::{Status, Task, TaskSpec};
 use crate::stats::ClusterStats;
-use crate::store::{Conn, Store, calls};
+use crate::store::{Conn, RedisOptions, Store, calls};
 
 mod cluster;
 mod jobs;
@@ -74,7 +74,16 @@ impl Client {
     /// A client for Redis at `url`, namespace `ns`. Connects lazily; use
     /// [`Client::ping`] to check reachability up front.
     pub fn open(url: &str, ns: &str) -> Result<Client> {
-        let store = Store::new(url, ns, Duration::from_secs(5))?;
+        Client::open_with(&RedisOptions::new(url), ns)
+    }
+
+    /// A client with explicit Redis settings: a sentinel password, or
+    /// submits that wait for `wait_replicas` replicas (a submit they do not
+    /// acknowledge fails with [`Error::NotReplicated`]; retry it with the
+    /// same idempotency key). [`crate::Config::redis_options`] gives a
+    /// node's.
+    pub fn open_with(options: &RedisOptions, ns: &str) -> Result<Client> {
+        let store = Store::open(options, ns)?;
         let conn = store.quiet_conn("client");
         Ok(Client {
             store,

@@ -5,7 +5,9 @@ use super::*;
 impl Client {
     /// Submits a task and wakes the leader. With an idempotency key that was
     /// used before (within the retention), creates nothing and returns the
-    /// first task's id.
+    /// first task's id. With `wait_replicas` set ([`Client::open_with`]),
+    /// returns only once that many replicas acknowledged the write, or
+    /// [`Error::NotReplicated`].
     pub fn submit(&mut self, spec: &TaskSpec) -> Result<Submitted> {
         let (keys, args) = self.submit_call(spec)?;
         let (created, id): (i64, String) = self.conn.run(|c| {
@@ -18,6 +20,7 @@ impl Client {
             }
             inv.invoke(c)
         })?;
+        self.store.wait_replicas(&mut self.conn)?;
         Ok(Submitted {
             id,
             created: created == 1,
@@ -44,6 +47,7 @@ impl Client {
             }
             pipe.query(c)
         })?;
+        self.store.wait_replicas(&mut self.conn)?;
         Ok(replies
             .into_iter()
             .map(|(created, id)| Submitted {

@@ -24,13 +24,31 @@ impl Config {
         let bad_name = |what: &str| Error::Config(format!("{what} ({name} from {source})"));
         match name {
             "redis_url" => {
-                redis::Client::open(value).map_err(|e| {
-                    Error::Config(format!(
-                        "invalid redis_url `{}` (from {source}): {e}",
-                        redact_url(value)
-                    ))
-                })?;
+                crate::store::RedisOptions::new(value)
+                    .check()
+                    .map_err(|e| {
+                        Error::Config(format!(
+                            "invalid redis_url `{}` (from {source}): {e}",
+                            redact_url(value)
+                        ))
+                    })?;
                 self.redis_url = value.into();
+            }
+            "sentinel_password" => {
+                if value.len() > 512 || value.contains(['\r', '\n']) {
+                    // A secret: the message does not repeat it.
+                    return Err(Error::Config(format!(
+                        "invalid sentinel_password (from {source}): at most 512 bytes, one line"
+                    )));
+                }
+                self.sentinel_password = (!value.is_empty()).then(|| Secret(value.to_string()));
+            }
+            "redis_wait_replicas" => {
+                self.redis_wait_replicas = value
+                    .parse()
+                    .ok()
+                    .filter(|&n| n <= 100)
+                    .ok_or_else(|| bad("expected a whole number from 0 to 100"))?
             }
             "namespace" => {
                 ident::check(Name::Namespace, value).map_err(|e| bad_name(&e))?;
@@ -124,7 +142,8 @@ impl Config {
                 }
             }
             "lease_ttl" | "renew_interval" | "heartbeat_interval" | "heartbeat_timeout"
-            | "recover_interval" | "redis_timeout" | "shutdown_grace" | "task_retention" => {
+            | "recover_interval" | "redis_timeout" | "redis_wait_timeout" | "shutdown_grace"
+            | "task_retention" => {
                 let d = parse_duration(value).map_err(|e| bad(&e))?;
                 *self.duration_mut(name) = d;
             }
@@ -146,6 +165,7 @@ impl Config {
             "recover_interval" => &mut self.recover_interval,
             "shutdown_grace" => &mut self.shutdown_grace,
             "task_retention" => &mut self.task_retention,
+            "redis_wait_timeout" => &mut self.redis_wait_timeout,
             _ => &mut self.redis_timeout,
         }
     }
@@ -264,6 +284,15 @@ impl Config {
         rule(
             !self.redis_timeout.is_zero(),
             "invalid redis_timeout: must be non-zero".into(),
+        )?;
+        rule(
+            self.redis_wait_replicas == 0
+                || (!self.redis_wait_timeout.is_zero()
+                    && self.redis_wait_timeout <= self.renew_interval),
+            format!(
+                "invalid redis_wait_timeout {:?}: must be non-zero and at most renew_interval ({:?}) when redis_wait_replicas is set",
+                self.redis_wait_timeout, self.renew_interval
+            ),
         )?;
         rule(
             self.task_retention >= Duration::from_secs(1),

@@ -106,6 +106,13 @@ pub struct Config {
     pub recover_interval: Duration,
     /// Timeout of non-blocking Redis calls. Default 5 s.
     pub redis_timeout: Duration,
+    /// Password of the sentinels of a Sentinel URL. Default none.
+    pub sentinel_password: Option<Secret>,
+    /// Replicas that must acknowledge a lease acquire, a firing and a
+    /// submit (`WAIT`). Default 0: no `WAIT`.
+    pub redis_wait_replicas: u32,
+    /// How long that `WAIT` waits. Default 1 s.
+    pub redis_wait_timeout: Duration,
     /// Balancer the leader uses for tasks that name none. Default
     /// least-tasks.
     pub balancer: Balancer,
@@ -160,6 +167,9 @@ impl Default for Config {
             heartbeat_timeout: Duration::from_secs(30),
             recover_interval: Duration::from_secs(1),
             redis_timeout: Duration::from_secs(5),
+            sentinel_password: None,
+            redis_wait_replicas: 0,
+            redis_wait_timeout: Duration::from_secs(1),
             balancer: Balancer::LeastTasks,
             exec: Vec::new(),
             allow_adhoc_shell: false,
@@ -173,6 +183,19 @@ impl Default for Config {
             http_token: None,
             http_read_token: None,
             http_insecure: false,
+        }
+    }
+}
+
+impl Config {
+    /// The Redis settings of this configuration, for [`crate::Client::open_with`].
+    pub fn redis_options(&self) -> crate::store::RedisOptions {
+        crate::store::RedisOptions {
+            url: self.redis_url.clone(),
+            timeout: self.redis_timeout,
+            sentinel_password: self.sentinel_password.as_ref().map(|s| s.0.clone()),
+            wait_replicas: self.redis_wait_replicas,
+            wait_timeout: self.redis_wait_timeout,
         }
     }
 }
@@ -193,6 +216,9 @@ impl fmt::Debug for Config {
             .field("heartbeat_timeout", &self.heartbeat_timeout)
             .field("recover_interval", &self.recover_interval)
             .field("redis_timeout", &self.redis_timeout)
+            .field("sentinel_password", &self.sentinel_password)
+            .field("redis_wait_replicas", &self.redis_wait_replicas)
+            .field("redis_wait_timeout", &self.redis_wait_timeout)
             .field("balancer", &self.balancer)
             .field("exec", &self.exec)
             .field("allow_adhoc_shell", &self.allow_adhoc_shell)

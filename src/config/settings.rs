@@ -17,7 +17,7 @@ pub const SETTINGS: &[Setting] = &[
     Setting {
         name: "redis_url",
         default: "redis://127.0.0.1:6379",
-        help: "Redis URL, `redis://[:password@]host:port/db`",
+        help: "Redis URL: `redis://[:password@]host:port/db`, `rediss://…` (TLS), or Sentinel `redis-sentinel://[:password@]host[:port][,host[:port]…][/db]#master` (`rediss-sentinel://` for TLS)",
     },
     Setting {
         name: "namespace",
@@ -77,7 +77,22 @@ pub const SETTINGS: &[Setting] = &[
     Setting {
         name: "redis_timeout",
         default: "5s",
-        help: "connect/read/write timeout of non-blocking Redis calls",
+        help: "connect/read/write timeout of non-blocking Redis calls (and of each sentinel asked)",
+    },
+    Setting {
+        name: "sentinel_password",
+        default: "",
+        help: "password of the sentinels of a Sentinel URL (the URL's own password is the master's)",
+    },
+    Setting {
+        name: "redis_wait_replicas",
+        default: "0",
+        help: "replicas that must acknowledge (WAIT) a lease acquire, a cron firing and a submit (0: no WAIT)",
+    },
+    Setting {
+        name: "redis_wait_timeout",
+        default: "1s",
+        help: "how long such a WAIT waits; a submit not acknowledged in time fails (exit 1, HTTP 503)",
     },
     Setting {
         name: "balancer",

@@ -134,11 +134,13 @@ pub fn start(
         token: config.http_token.as_ref().map(|s| s.0.clone()),
         read_token: config.http_read_token.as_ref().map(|s| s.0.clone()),
         stopping,
-        store: Store::new(&config.redis_url, &config.namespace, config.redis_timeout)?,
-        probe_store: Store::new(
-            &config.redis_url,
+        store: Store::open(&config.redis_options(), &config.namespace)?,
+        probe_store: Store::open(
+            &crate::store::RedisOptions {
+                timeout: config.redis_timeout.min(PROBE_TIMEOUT),
+                ..config.redis_options()
+            },
             &config.namespace,
-            config.redis_timeout.min(PROBE_TIMEOUT),
         )?,
         retention: config.task_retention,
         health: supervision.health.clone(),
@@ -510,12 +512,13 @@ impl Reply {
     }
 
     /// A library error with the status it means: bad input 400, unknown id
-    /// 404, Redis unreachable 503, anything else 500.
+    /// 404, Redis unreachable or a write not acknowledged by enough
+    /// replicas 503, anything else 500.
     pub(crate) fn from_error(e: &Error) -> Reply {
         let status = match e {
             Error::Config(_) => 400,
             Error::NotFound(_) => 404,
-            Error::Unavailable(_) => 503,
+            Error::Unavailable(_) | Error::NotReplicated { .. } => 503,
             _ => 500,
         };
         Reply::error(status, &e.to_string())

@@ -28,12 +28,15 @@ pub(crate) mod firing;
 pub(crate) mod recoverer;
 pub(crate) mod scheduler;
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crossbeam_channel::{Receiver, Sender};
+
 use crate::component::{Component, StopSignal};
 use crate::config::Config;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::metrics::METRICS;
 use crate::store::{Fence, Store, calls};
 use crate::supervisor::{Health, LEADER_PARTS, Policy, Supervision};
@@ -44,12 +47,39 @@ use crate::supervisor::{Health, LEADER_PARTS, Policy, Supervision};
 pub struct Lease {
     node: String,
     held: Arc<Mutex<Option<Held>>>,
+    /// Wakes the elector to renew now (after a suspension).
+    nudge: (Sender<()>, Receiver<()>),
 }
 
 #[derive(Clone, Copy)]
 struct Held {
     epoch: u64,
     valid_until: Instant,
+    /// Held in Redis as far as this node knows, but not to be used: the
+    /// connection failed, the server stopped being the writable master, or
+    /// the term's writes are not yet on enough replicas. A renew (and its
+    /// `WAIT`) that succeeds lifts it.
+    suspended: bool,
+}
+
+/// The highest fencing epoch this node has seen (won, read from a held
+/// lease, or returned by a heartbeat), shared by the elector and the
+/// heartbeat. A rollback after a failover (a promoted replica that missed
+/// the last `INCR`) is repaired from it: an acquire goes above it and every
+/// heartbeat raises the stored epoch to it.
+#[derive(Clone, Default)]
+pub(crate) struct EpochSeen(Arc<AtomicU64>);
+
+impl EpochSeen {
+    /// The highest epoch seen.
+    pub(crate) fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    /// Records that `epoch` was seen.
+    pub(crate) fn raise(&self, epoch: u64) {
+        self.0.fetch_max(epoch, Ordering::Relaxed);
+    }
 }
 
 impl Lease {
@@ -57,6 +87,7 @@ impl Lease {
         Lease {
             node: node.into(),
             held: Arc::default(),
+            nudge: crossbeam_channel::bounded(1),
         }
     }
 
@@ -68,7 +99,7 @@ impl Lease {
     /// and its local deadline has not passed.
     pub fn fence(&self) -> Option<Fence> {
         let held = (*self.state())?;
-        (Instant::now() < held.valid_until).then(|| Fence {
+        (!held.suspended && Instant::now() < held.valid_until).then(|| Fence {
             node: self.node.clone(),
             epoch: held.epoch,
         })
@@ -91,8 +122,33 @@ impl Lease {
         }
     }
 
-    fn set(&self, epoch: u64, valid_until: Instant) {
-        *self.state() = Some(Held { epoch, valid_until });
+    /// Stops leader work at once without giving the term up: a leader
+    /// write failed because Redis was unreachable or no longer the writable
+    /// master. The elector renews through a fresh connection (a new master
+    /// after a failover) now; the term goes on only if the lease is still
+    /// there with this epoch, and its `WAIT` passes.
+    pub fn suspend(&self, why: &str) {
+        let mut state = self.state();
+        if let Some(held) = state.as_mut()
+            && !held.suspended
+        {
+            held.suspended = true;
+            log::warn!(
+                "leader: leader work paused (node {} epoch {}): {why}; renewing through a fresh connection",
+                self.node,
+                held.epoch
+            );
+        }
+        drop(state);
+        let _ = self.nudge.0.try_send(());
+    }
+
+    fn set(&self, epoch: u64, valid_until: Instant, suspended: bool) {
+        *self.state() = Some(Held {
+            epoch,
+            valid_until,
+            suspended,
+        });
     }
 
     fn held(&self) -> Option<Held> {
@@ -113,9 +169,10 @@ const PARTS_CHECK: Duration = Duration::from_millis(100);
 /// Starts the leader thread (supervised: restarted with backoff; a
 /// restarted elector renews the lease the node still holds, or stands by).
 /// Returns the component and the shared lease.
-pub fn start(
+pub(crate) fn start(
     store: &Store,
     config: &Config,
+    seen: &EpochSeen,
     supervision: &Supervision,
 ) -> Result<(Component, Lease)> {
     let lease = Lease::new(&config.node_id);
@@ -125,7 +182,7 @@ pub fn start(
         lease: lease.clone(),
         ttl: config.lease_ttl,
         renew: config.renew_interval,
-        seen_epoch: 0,
+        seen: seen.clone(),
         control: control.clone(),
         health: supervision.health.clone(),
     };
@@ -155,7 +212,7 @@ struct Elector {
     lease: Lease,
     ttl: Duration,
     renew: Duration,
-    seen_epoch: u64,
+    seen: EpochSeen,
     control: String,
     /// The node's components: no renew, and no election, while one of
     /// [`LEADER_PARTS`] is not running.
@@ -177,9 +234,11 @@ impl Elector {
             };
             // A component that dies wakes this wait, so a leader steps
             // down at once rather than at its next renew.
+            // A suspension wakes it too: renew now, through the new master.
             let stopped = crossbeam_channel::select! {
                 recv(stop.receiver()) -> _ => true,
                 recv(self.health.changed()) -> _ => false,
+                recv(self.lease.nudge.1) -> _ => false,
                 default(wait) => false,
             };
             if stopped {
@@ -210,13 +269,31 @@ impl Elector {
             .invocation(keys)
             .invoke::<i64>(c)
         });
+        // With redis_wait_replicas, the term is usable only while its lease
+        // (and, replication being ordered, every earlier write of the term)
+        // is on enough replicas.
+        let renewed = renewed.and_then(|r| {
+            if r == 1 {
+                self.store.wait_replicas(conn)?;
+            }
+            Ok(r)
+        });
         match renewed {
             Ok(1) => {
-                self.lease.set(held.epoch, sent + local_validity(self.ttl));
+                if held.suspended {
+                    log::info!(
+                        "leader: leader work resumed (node {} epoch {})",
+                        self.lease.node,
+                        held.epoch
+                    );
+                }
+                self.lease
+                    .set(held.epoch, sent + local_validity(self.ttl), false);
                 self.renew
             }
             Ok(_) => {
-                self.lease.revoke("lease taken over");
+                self.lease
+                    .revoke("lease taken over (or lost in a failover)");
                 Duration::ZERO
             }
             Err(e) => {
@@ -224,6 +301,9 @@ impl Elector {
                     self.lease.revoke(&format!("could not renew in time: {e}"));
                     return Duration::ZERO;
                 }
+                // No leader work until a renew succeeds: the server that
+                // failed may be a master that is failing over.
+                self.lease.suspend(&format!("renew failed: {e}"));
                 // Retry quickly while the local deadline allows it.
                 conn.backoff().min(held.valid_until - Instant::now())
             }
@@ -244,7 +324,11 @@ impl Elector {
                     "leader: became leader (node {} epoch {epoch})",
                     self.lease.node
                 );
-                self.renew
+                if self.lease.held().is_some_and(|h| h.suspended) {
+                    conn.backoff()
+                } else {
+                    self.renew
+                }
             }
             Ok(Attempt::Lost { pttl }) => {
                 if stop.is_stopped() {
@@ -276,18 +360,30 @@ impl Elector {
             calls::Acquire {
                 node: &self.lease.node,
                 ttl_ms: self.ttl.as_millis() as u64,
-                seen_epoch: self.seen_epoch,
+                seen_epoch: self.seen.get(),
             }
             .invocation(keys)
             .invoke(c)
         })?;
         if won == 1 {
             let epoch = a as u64;
-            self.seen_epoch = epoch;
-            self.lease.set(epoch, sent + local_validity(self.ttl));
+            self.seen.raise(epoch);
+            // Not usable until enough replicas hold it (redis_wait_replicas):
+            // a failover to a replica without it would elect a second leader
+            // whose term overlaps this one. Renews retry the WAIT.
+            let suspended = match self.store.wait_replicas(conn) {
+                Ok(()) => false,
+                Err(e @ (Error::NotReplicated { .. } | Error::Unavailable(_))) => {
+                    log::warn!("leader: won epoch {epoch}, but leader work waits: {e}");
+                    true
+                }
+                Err(e) => return Err(e),
+            };
+            self.lease
+                .set(epoch, sent + local_validity(self.ttl), suspended);
             Ok(Attempt::Won { epoch })
         } else {
-            self.seen_epoch = self.seen_epoch.max(b.max(0) as u64);
+            self.seen.raise(b.max(0) as u64);
             // PTTL -1 (no TTL) cannot happen for our key; treat it like -2.
             let pttl = Duration::from_millis(a.max(0) as u64);
             Ok(Attempt::Lost { pttl })

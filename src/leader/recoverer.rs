@@ -110,7 +110,9 @@ fn run(store: &Store, lease: &Lease, settings: &Settings, stop: &StopSignal) {
             }
             Err(Error::Fenced) => lease.revoke("a fenced write was refused"),
             Err(e) => {
-                if !e.is_unavailable() {
+                if e.is_unavailable() {
+                    lease.suspend(&format!("recoverer: {e}"));
+                } else {
                     log::warn!("recoverer: {e}");
                 }
                 wait = conn.backoff();

@@ -115,7 +115,9 @@ impl Scheduler {
                 }
                 Err(e) => {
                     METRICS.dispatch_errors.inc();
-                    if !e.is_unavailable() {
+                    if e.is_unavailable() || matches!(e, Error::NotReplicated { .. }) {
+                        self.lease.suspend(&format!("scheduler: {e}"));
+                    } else {
                         log::warn!("scheduler: {e}");
                     }
                     if stop.wait(conn.backoff()) {
@@ -141,6 +143,13 @@ impl Scheduler {
         }
         let fired = self.firer.fire_due(conn, fence)?;
         METRICS.cron_firings.add(fired.created as u64);
+        if fired.due > 0 {
+            // Nothing fired is dispatched before enough replicas hold it
+            // (redis_wait_replicas): a failover to a replica that missed
+            // the firing would fire the slot again, and a worker could have
+            // run the first.
+            self.store.wait_replicas(conn)?;
+        }
         let tick = self.dispatcher.tick(conn, fence)?;
         if fired.due == DUE_BATCH || tick.again {
             return Ok(None);

@@ -43,6 +43,7 @@ impl Acquire<'_> {
         inv.key(keys.leader())
             .key(keys.epoch())
             .key(keys.leader_status())
+            .key(keys.epoch_origin())
             .arg(self.node)
             .arg(self.ttl_ms)
             .arg(self.seen_epoch);
@@ -104,19 +105,25 @@ pub struct Heartbeat<'a> {
     pub ttl_ms: u64,
     /// This process's instance id.
     pub instance: &'a str,
+    /// The highest fencing epoch the node has seen (the stored epoch is
+    /// raised to it).
+    pub seen_epoch: u64,
 }
 
 impl Heartbeat<'_> {
-    /// The script call. Reply: heartbeat ms, or error `NODE_ID_IN_USE pttl`.
+    /// The script call. Reply: `(heartbeat ms, stored epoch)`, or error
+    /// `NODE_ID_IN_USE pttl`.
     pub fn invocation(&self, keys: &Keys) -> ScriptInvocation<'static> {
         let mut inv = scripts::HEARTBEAT.prepare_invoke();
         inv.key(keys.nodes())
             .key(keys.node(self.node))
             .key(keys.wake())
+            .key(keys.epoch())
             .arg(self.node)
             .arg(self.info)
             .arg(self.ttl_ms)
-            .arg(self.instance);
+            .arg(self.instance)
+            .arg(self.seen_epoch);
         inv
     }
 }

@@ -56,9 +56,16 @@ impl Keys {
         self.key("leader")
     }
 
-    /// STRING counter: the fencing epoch, INCRed on every acquisition.
+    /// STRING counter: the fencing epoch, raised on every acquisition.
     pub fn epoch(&self) -> String {
         self.key("epoch")
+    }
+
+    /// STRING: the replication id of the server that issued the last epoch;
+    /// an acquire on a server with another id (a promoted replica, a
+    /// restarted server) moves the epoch past any it may have lost.
+    pub fn epoch_origin(&self) -> String {
+        self.key("epoch:origin")
     }
 
     /// HASH: `node`, `epoch`, `elected_ms` of the current term, and

@@ -36,6 +36,19 @@ pub(super) fn claim(
         .invocation(keys)
         .invoke(c)
     })?;
+    if !rows.is_empty() && shared.store.waits() {
+        // With redis_wait_replicas: a start that a failover loses would let
+        // the new master dispatch the attempt again while this one runs.
+        // Best effort: the task runs either way (a worker that stalled its
+        // tasks on a slow replica would turn a replica fault into an
+        // outage).
+        if let Err(e) = shared.store.wait_replicas(conn) {
+            log::warn!(
+                "fetcher: started {} task(s) not yet on the replicas: {e}",
+                rows.len()
+            );
+        }
+    }
     Ok(shared.register(rows, None))
 }
 

@@ -22,6 +22,7 @@ mod leader_log;
 mod node;
 mod probe;
 mod redis_server;
+pub mod sentinel;
 mod stubs;
 
 // Each test crate uses a part of the harness: re-exports it leaves
@@ -29,7 +30,7 @@ mod stubs;
 #[allow(unused_imports)]
 pub use {
     browser::*, cli::*, cluster::*, http::*, leader_log::*, node::*, probe::*, redis_server::*,
-    stubs::*,
+    sentinel::*, stubs::*,
 };
 
 use std::net::{TcpListener, TcpStream};

@@ -4,53 +4,39 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use distsched::internal::Keys;
+use distsched::internal::{Conn, Keys, Link, Store};
 
 /// One Redis view of a namespace, with typed getters for the keys the tests
 /// sample. Reconnects after an error (a restarted server, say).
 pub struct Probe {
-    url: String,
     pub keys: Keys,
-    conn: Option<redis::Connection>,
+    conn: Conn,
 }
 
 impl Probe {
+    /// A probe of namespace `ns` at `url` (any URL a node takes: through a
+    /// Sentinel URL it follows the master across failovers).
     pub fn new(url: &str, ns: &str) -> Probe {
+        let store = Store::new(url, ns, Duration::from_secs(2)).expect("probe url");
         Probe {
-            url: url.to_string(),
             keys: Keys::new(ns),
-            conn: None,
+            conn: store.quiet_conn("probe"),
         }
     }
 
-    /// Runs `f` on the connection; `None` (and a reconnect next time) on
-    /// any error.
+    /// Runs `f` on the connection; `None` on any error (a lost connection
+    /// is opened again next time).
     pub fn try_run<T>(
         &mut self,
-        f: impl FnOnce(&mut redis::Connection) -> redis::RedisResult<T>,
+        f: impl FnOnce(&mut Link<'_>) -> redis::RedisResult<T>,
     ) -> Option<T> {
-        if self.conn.is_none() {
-            let client = redis::Client::open(self.url.as_str()).ok()?;
-            let conn = client
-                .get_connection_with_timeout(Duration::from_secs(1))
-                .ok()?;
-            conn.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-            self.conn = Some(conn);
-        }
-        let result = f(self.conn.as_mut().expect("connected"));
-        if result.is_err() {
-            self.conn = None;
-        }
-        result.ok()
+        self.conn.run(f).ok()
     }
 
     /// Like [`Probe::try_run`], retrying once on a new connection (the
     /// server may have been restarted since the last call); panics if that
     /// fails too. Only for idempotent calls.
-    pub fn run<T>(
-        &mut self,
-        mut f: impl FnMut(&mut redis::Connection) -> redis::RedisResult<T>,
-    ) -> T {
+    pub fn run<T>(&mut self, mut f: impl FnMut(&mut Link<'_>) -> redis::RedisResult<T>) -> T {
         let mut error = None;
         for _ in 0..2 {
             let value = self.try_run(|c| {

@@ -112,11 +112,6 @@ impl Drop for RedisServer {
 /// that the answering server is the one spawned (by pid), so a server of
 /// another test that holds the port is never mistaken for ours.
 pub fn spawn_redis(port: u16, dir: &Path, aof: bool) -> Result<Child, String> {
-    let log = File::options()
-        .create(true)
-        .append(true)
-        .open(dir.join("redis.log"))
-        .map_err(|e| format!("redis log: {e}"))?;
     let mut cmd = Command::new("redis-server");
     cmd.arg("--port")
         .arg(port.to_string())
@@ -131,17 +126,29 @@ pub fn spawn_redis(port: u16, dir: &Path, aof: bool) -> Result<Child, String> {
     } else {
         cmd.args(["--appendonly", "no"]);
     }
+    spawn_checked(cmd, port, &dir.join("redis.log"))
+}
+
+/// Spawns a `redis-server` command (a data server or a sentinel) it with stdout/stderr
+/// appended to `log`, then waits until the server on `port` answers PING
+/// and `INFO server` names the spawned pid.
+pub fn spawn_checked(mut cmd: Command, port: u16, log: &Path) -> Result<Child, String> {
+    let out = File::options()
+        .create(true)
+        .append(true)
+        .open(log)
+        .map_err(|e| format!("log {}: {e}", log.display()))?;
     let mut child = cmd
         .stdin(Stdio::null())
-        .stdout(log.try_clone().map_err(|e| e.to_string())?)
-        .stderr(log)
+        .stdout(out.try_clone().map_err(|e| e.to_string())?)
+        .stderr(out)
         .spawn()
         .map_err(|e| format!("spawn redis-server (is it installed?): {e}"))?;
     let deadline = Instant::now() + Duration::from_secs(10);
     let url = format!("redis://127.0.0.1:{port}");
     loop {
         if let Ok(Some(status)) = child.try_wait() {
-            return Err(format!("redis-server on port {port} exited: {status}"));
+            return Err(format!("process on port {port} exited: {status}"));
         }
         if let Some(pid) = redis_pid(&url) {
             if pid == child.id() {
@@ -154,7 +161,7 @@ pub fn spawn_redis(port: u16, dir: &Path, aof: bool) -> Result<Child, String> {
         if Instant::now() >= deadline {
             let _ = child.kill();
             let _ = child.wait();
-            return Err(format!("redis-server on port {port} never answered PING"));
+            return Err(format!("process on port {port} never answered PING"));
         }
         std::thread::sleep(POLL);
     }

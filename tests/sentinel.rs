@@ -302,6 +302,11 @@ fn frozen_master_rejoins_as_a_replica_and_its_writes_do_not_count() {
     let submitter = Submitter::start(&c.url, &c.ns, true);
     c.wait_fired(&mut client, 2);
 
+    // A client whose connection sits idle across the freeze: used just
+    // before it and right after the resume, while the resumed old master
+    // still says it is one (Sentinel demotes it up to 10 s later).
+    let mut idle = Client::open_with(&options(&c.url, false), &c.ns).expect("client");
+    idle.ping().expect("ping");
     let old = c.set.master_port();
     let zombie_pid = c.set.server_by_port(old).pid();
     let frozen = Instant::now();
@@ -314,6 +319,14 @@ fn frozen_master_rejoins_as_a_replica_and_its_writes_do_not_count() {
     c.wait_fired(&mut client, 2);
     send_signal(zombie_pid, "CONT");
     let resumed = Instant::now();
+    let after = idle
+        .submit(&TaskSpec::new("mark").with_key("after-resume"))
+        .expect("submit after the resume");
+    assert_eq!(
+        c.set.server_by_port(old).role().as_deref(),
+        Some("master"),
+        "the old master was demoted before the submit: the check proves nothing"
+    );
     wait_until(
         Duration::from_secs(30),
         "the old master rejoins as a replica",
@@ -321,7 +334,8 @@ fn frozen_master_rejoins_as_a_replica_and_its_writes_do_not_count() {
     );
     let to_replica = resumed.elapsed();
     c.wait_fired(&mut client, 2);
-    let (acked, refused) = submitter.finish();
+    let (mut acked, refused) = submitter.finish();
+    acked.push(after.id);
     let twice = check_acked(&mut c, &mut client, &acked);
     let (slots, slots_twice) = check_slots(&mut c);
     c.assert_nodes_alive();

@@ -17,9 +17,16 @@
 //!   not asked first again. There is no cached master: every reconnect
 //!   asks, because the last known master is exactly what a failover
 //!   invalidates.
+//! - A connection that outlived a failover (idle, or blocked in a call
+//!   while its master was frozen) would go on writing to a resumed old
+//!   master that still says `master` until Sentinel demotes it, seconds
+//!   later: those writes are lost. So before a call every connection
+//!   compares its master with the sentinels' current answer, which one
+//!   thread of the process refreshes at most every [`MASTER_CHECK`] over a
+//!   kept sentinel connection, and reconnects when they differ.
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use redis::{ConnectionInfo, IntoConnectionInfo};
 
@@ -30,6 +37,25 @@ const SENTINEL_PORT: u16 = 26379;
 
 /// Most sentinels one URL may list.
 const MAX_SENTINELS: usize = 16;
+
+/// How often a process asks the sentinels whether its connections still
+/// go to the master (once for all of them). After a check that no
+/// sentinel answered, ten times as long.
+pub(crate) const MASTER_CHECK: Duration = Duration::from_secs(1);
+
+/// A master's host (as the sentinels name it) and port.
+pub(crate) type MasterAddr = (String, u16);
+
+/// The last master the sentinels named, and when.
+#[derive(Default)]
+struct Watch {
+    master: Option<MasterAddr>,
+    next_check: Option<Instant>,
+    /// A thread is asking: the others use the last answer meanwhile.
+    busy: bool,
+    /// A connection to the sentinel that answered last, kept for the checks.
+    sentinel: Option<redis::Connection>,
+}
 
 /// Where connections go. Cheap to clone.
 #[derive(Clone)]
@@ -52,6 +78,8 @@ pub(crate) struct Sentinels {
     userinfo: String,
     /// The database number.
     db: i64,
+    /// The sentinels' last answer, for [`Endpoint::still_master`].
+    watch: Mutex<Watch>,
 }
 
 impl Endpoint {
@@ -76,11 +104,24 @@ impl Endpoint {
     }
 
     /// Opens a connection to the writable master (the setup handshake
-    /// bounded by `timeout`).
-    pub fn connect(&self, timeout: Duration) -> Result<redis::Connection> {
+    /// bounded by `timeout`), with the master's address for a Sentinel set.
+    pub fn connect(&self, timeout: Duration) -> Result<(redis::Connection, Option<MasterAddr>)> {
         match self {
-            Endpoint::Server(client) => Ok(client.get_connection_with_timeout(timeout)?),
-            Endpoint::Sentinel(s) => s.connect(timeout),
+            Endpoint::Server(client) => Ok((client.get_connection_with_timeout(timeout)?, None)),
+            Endpoint::Sentinel(s) => s.connect(timeout).map(|(c, a)| (c, Some(a))),
+        }
+    }
+
+    /// False when the sentinels now name another master than `addr`: a
+    /// connection to `addr` that survived the failover (it was idle, or
+    /// blocked in a call while the master was frozen) must be dropped, or
+    /// its writes go to a zombie master that Sentinel demotes later. The
+    /// sentinels are asked at most every [`MASTER_CHECK`] per process; an
+    /// unanswered check keeps the connection.
+    pub fn still_master(&self, addr: &MasterAddr, timeout: Duration) -> bool {
+        match self {
+            Endpoint::Server(_) => true,
+            Endpoint::Sentinel(s) => s.current(timeout).is_none_or(|m| &m == addr),
         }
     }
 
@@ -163,6 +204,7 @@ impl Sentinels {
             scheme,
             userinfo,
             db,
+            watch: Mutex::default(),
         };
         // The credentials are checked now, not at the first failover.
         sentinels
@@ -186,29 +228,34 @@ impl Sentinels {
         .into_connection_info()
     }
 
-    fn connect(&self, timeout: Duration) -> Result<redis::Connection> {
-        let order = self.order.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    fn connect(&self, timeout: Duration) -> Result<(redis::Connection, MasterAddr)> {
+        let order = lock(&self.order).clone();
         let mut failures = Vec::new();
         // A master address that failed is not tried again in this round: a
         // frozen master that every sentinel still names (the failover has
         // not happened yet) costs one timeout, not one per sentinel.
-        let mut tried: Vec<(String, u16)> = Vec::new();
+        let mut tried: Vec<MasterAddr> = Vec::new();
         for (addr, info) in &order {
-            let found = ask(info, &self.master, timeout).and_then(|(host, port)| {
-                if tried.contains(&(host.clone(), port)) {
-                    return Err(Error::Unavailable(format!("names {host}:{port} again")));
-                }
-                tried.push((host.clone(), port));
-                self.open_master(&host, port, timeout)
-            });
-            match found {
-                Ok(conn) => {
-                    let mut order = self.order.lock().unwrap_or_else(|p| p.into_inner());
-                    if let Some(i) = order.iter().position(|(a, _)| a == addr) {
-                        let first = order.remove(i);
-                        order.insert(0, first);
+            let found = open_sentinel(info, timeout)
+                .and_then(|mut c| query_master(&mut c, &self.master))
+                .and_then(|master| {
+                    if tried.contains(&master) {
+                        return Err(Error::Unavailable(format!(
+                            "names {}:{} again",
+                            master.0, master.1
+                        )));
                     }
-                    return Ok(conn);
+                    tried.push(master.clone());
+                    self.open_master(&master.0, master.1, timeout)
+                        .map(|c| (c, master))
+                });
+            match found {
+                Ok((conn, master)) => {
+                    self.answered(addr);
+                    let mut watch = lock(&self.watch);
+                    watch.master = Some(master.clone());
+                    watch.next_check = Some(Instant::now() + MASTER_CHECK);
+                    return Ok((conn, master));
                 }
                 Err(e) => failures.push(format!("sentinel {addr}: {e}")),
             }
@@ -218,6 +265,64 @@ impl Sentinels {
             self.master,
             failures.join("; ")
         )))
+    }
+
+    /// Moves the sentinel at `addr` to the front of the order.
+    fn answered(&self, addr: &str) {
+        let mut order = lock(&self.order);
+        if let Some(i) = order.iter().position(|(a, _)| a == addr) {
+            let first = order.remove(i);
+            order.insert(0, first);
+        }
+    }
+
+    /// The master the sentinels name now: the last answer while it is
+    /// fresh (or while another thread asks), else one sentinel asked.
+    fn current(&self, timeout: Duration) -> Option<MasterAddr> {
+        let kept = {
+            let mut watch = lock(&self.watch);
+            if watch.busy || watch.next_check.is_some_and(|t| Instant::now() < t) {
+                return watch.master.clone();
+            }
+            watch.busy = true;
+            watch.sentinel.take()
+        };
+        let mut answer = None;
+        let mut kept_conn = None;
+        if let Some(mut c) = kept
+            && let Ok(m) = query_master(&mut c, &self.master)
+        {
+            answer = Some(m);
+            kept_conn = Some(c);
+        }
+        if answer.is_none() {
+            // Cloned first: `answered` takes the lock again.
+            let order = lock(&self.order).clone();
+            for (addr, info) in order {
+                let Ok(mut c) = open_sentinel(&info, timeout) else {
+                    continue;
+                };
+                if let Ok(m) = query_master(&mut c, &self.master) {
+                    self.answered(&addr);
+                    answer = Some(m);
+                    kept_conn = Some(c);
+                    break;
+                }
+            }
+        }
+        let mut watch = lock(&self.watch);
+        watch.busy = false;
+        watch.sentinel = kept_conn;
+        let wait = if answer.is_some() {
+            MASTER_CHECK
+        } else {
+            MASTER_CHECK * 10
+        };
+        watch.next_check = Some(Instant::now() + wait);
+        if answer.is_some() {
+            watch.master = answer;
+        }
+        watch.master.clone()
     }
 
     /// Connects to the master a sentinel named and checks it is one.
@@ -237,16 +342,25 @@ impl Sentinels {
     }
 }
 
-/// Asks one sentinel for the master's address.
-fn ask(info: &ConnectionInfo, master: &str, timeout: Duration) -> Result<(String, u16)> {
-    let mut conn = redis::Client::open(info.clone())?.get_connection_with_timeout(timeout)?;
+/// A connection to one sentinel, every call bounded by `timeout`.
+fn open_sentinel(info: &ConnectionInfo, timeout: Duration) -> Result<redis::Connection> {
+    let conn = redis::Client::open(info.clone())?.get_connection_with_timeout(timeout)?;
     conn.set_read_timeout(Some(timeout))?;
     conn.set_write_timeout(Some(timeout))?;
-    let addr: Option<(String, u16)> = redis::cmd("SENTINEL")
+    Ok(conn)
+}
+
+/// Asks a sentinel for the master's address.
+fn query_master(conn: &mut redis::Connection, master: &str) -> Result<MasterAddr> {
+    let addr: Option<MasterAddr> = redis::cmd("SENTINEL")
         .arg("get-master-addr-by-name")
         .arg(master)
-        .query(&mut conn)?;
+        .query(conn)?;
     addr.ok_or_else(|| Error::Unavailable(format!("does not know a master named `{master}`")))
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// True when `host` ends in `:port` (an IPv6 literal is bracketed).

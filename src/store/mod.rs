@@ -24,7 +24,7 @@ use redis::{Script, ScriptInvocation};
 pub use keys::Keys;
 
 use crate::error::{Error, Result};
-use endpoint::Endpoint;
+use endpoint::{Endpoint, MasterAddr};
 
 /// How to reach Redis and when a write counts as done: what nodes and
 /// clients share. [`RedisOptions::new`] gives the defaults of a node.
@@ -131,6 +131,7 @@ impl Store {
         Conn {
             endpoint: self.endpoint.clone(),
             conn: None,
+            master: None,
             timeout: self.timeout,
             name,
             failures: 0,
@@ -197,6 +198,8 @@ fn install_tls_provider() {
 pub struct Conn {
     endpoint: Endpoint,
     conn: Option<redis::Connection>,
+    /// The master `conn` goes to, for a Sentinel set.
+    master: Option<MasterAddr>,
     timeout: Duration,
     name: &'static str,
     failures: u32,
@@ -230,10 +233,23 @@ impl Conn {
     }
 
     fn connect(&mut self) -> Result<&mut redis::Connection> {
+        if self.conn.is_some()
+            && let Some(master) = &self.master
+            && !self.endpoint.still_master(master, self.timeout)
+        {
+            log::info!(
+                "{}: the sentinels name a new master (not {}:{}); reconnecting",
+                self.name,
+                master.0,
+                master.1
+            );
+            self.conn = None;
+        }
         if self.conn.is_none() {
-            let c = self.endpoint.connect(self.timeout)?;
+            let (c, master) = self.endpoint.connect(self.timeout)?;
             c.set_write_timeout(Some(self.timeout))?;
             self.conn = Some(c);
+            self.master = master;
         }
         Ok(self.conn.as_mut().expect("connected above"))
     }

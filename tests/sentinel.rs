@@ -481,3 +481,146 @@ fn discovery_goes_on_past_a_dead_and_a_silent_sentinel() {
         took.as_secs_f64()
     ));
 }
+
+/// `redis_wait_replicas` with no replica to acknowledge: a submit is
+/// written but refused as not durable (CLI exit 1 with one line, HTTP 503),
+/// a retry with the same key names the same task, and the leader does no
+/// leader work (it won the lease, but the lease is on no replica).
+#[test]
+fn an_unacknowledged_submit_fails_with_exit_1_and_503() {
+    let redis = RedisServer::start();
+    let ns = unique_ns("ha-noreplica");
+    let env = [
+        ("DISTSCHED_REDIS_WAIT_REPLICAS", "1"),
+        ("DISTSCHED_REDIS_WAIT_TIMEOUT", "100ms"),
+    ];
+    let submit = || {
+        run_bin(
+            &[
+                "task",
+                "submit",
+                "--exec",
+                "noop",
+                "--key",
+                "k1",
+                "--redis",
+                &redis.url(),
+                "--ns",
+                &ns,
+            ],
+            &env,
+        )
+    };
+    let line = assert_one_line_error(&submit(), 1, "submit without a replica");
+    assert!(line.contains("0 of 1"), "{line}");
+    // Written all the same: the retry finds the same (one) task.
+    let mut client = Client::open(&redis.url(), &ns).expect("client");
+    let tasks = client.list(&Default::default()).expect("list");
+    assert_eq!(tasks.len(), 1, "{tasks:?}");
+    assert_one_line_error(&submit(), 1, "retried submit without a replica");
+    assert_eq!(client.list(&Default::default()).expect("list").len(), 1);
+
+    let port = free_port();
+    let http = port.to_string();
+    let node = NodeProc::start(
+        &redis.url(),
+        &ns,
+        "w1",
+        &[
+            "--http",
+            &http,
+            "--redis-wait-replicas",
+            "1",
+            "--redis-wait-timeout",
+            "100ms",
+        ],
+    );
+    wait_until(
+        Duration::from_secs(15),
+        "the node says leader work waits",
+        || node.log().contains("leader work waits"),
+    );
+    let resp = wait_for(Duration::from_secs(15), "the HTTP API answers", || {
+        http_call(port, "POST", "/tasks", Some(r#"{"executor": "noop"}"#))
+    });
+    assert_eq!(resp.status, 503, "{}", resp.body);
+    assert!(resp.body.contains("replicas"), "{}", resp.body);
+    let task = client.task(&tasks[0].id).expect("task");
+    assert_eq!(
+        task.status,
+        Status::Pending,
+        "dispatched by a leader on no replica"
+    );
+}
+
+/// A server that is not (or stops being) the writable master: a write to a
+/// replica (`READONLY`) and a blocked call ended by a role change
+/// (`UNBLOCKED`) count as a lost connection, so the caller reconnects (and,
+/// through sentinels, finds the new master) instead of failing for good.
+#[test]
+fn readonly_and_unblocked_replies_count_as_a_lost_connection() {
+    use distsched::internal::Store;
+    let master = RedisServer::start();
+    let replica = RedisServer::start();
+    let mut admin = replica.client();
+    redis::cmd("REPLICAOF")
+        .arg("127.0.0.1")
+        .arg(master.port())
+        .query::<()>(&mut admin)
+        .expect("REPLICAOF");
+    let store = Store::new(&replica.url(), "ro", Duration::from_secs(2)).expect("store");
+    let err = store
+        .quiet_conn("test")
+        .run(|c| redis::cmd("SET").arg("k").arg("v").query::<()>(c))
+        .expect_err("a replica took a write");
+    assert!(
+        err.is_unavailable() && not_master(&err, "readonly"),
+        "{err}"
+    );
+
+    // A BLPOP blocked on the master when it is turned into a replica (of
+    // the other server, made a master again first: a switch-over).
+    redis::cmd("REPLICAOF")
+        .arg("NO")
+        .arg("ONE")
+        .query::<()>(&mut replica.client())
+        .expect("REPLICAOF NO ONE");
+    let store = Store::new(&master.url(), "ro", Duration::from_secs(2)).expect("store");
+    let blocked = std::thread::spawn(move || {
+        store
+            .conn("test")
+            .run_blocking(Duration::from_secs(20), |c| {
+                redis::cmd("BLPOP")
+                    .arg("nothing")
+                    .arg(20)
+                    .query::<Option<(String, String)>>(c)
+            })
+    });
+    let mut admin = master.client();
+    wait_until(Duration::from_secs(10), "the BLPOP blocks", || {
+        redis::cmd("INFO")
+            .arg("clients")
+            .query::<String>(&mut admin)
+            .is_ok_and(|i| i.contains("blocked_clients:1"))
+    });
+    redis::cmd("REPLICAOF")
+        .arg("127.0.0.1")
+        .arg(replica.port())
+        .query::<()>(&mut admin)
+        .expect("REPLICAOF");
+    let err = blocked
+        .join()
+        .expect("thread")
+        .expect_err("BLPOP returned normally");
+    assert!(
+        err.is_unavailable() && not_master(&err, "unblocked"),
+        "{err}"
+    );
+}
+
+/// True when `err` says the server was not the writable master, `code`
+/// (lower case) naming why.
+fn not_master(err: &distsched::Error, code: &str) -> bool {
+    let text = err.to_string().to_lowercase();
+    text.contains(code) && text.contains("not the writable master")
+}

@@ -138,9 +138,11 @@ impl Lease {
                 self.node,
                 held.epoch
             );
+            drop(state);
+            // Once per pause: the elector's own failed renews then wait out
+            // their backoff instead of spinning on the nudge.
+            let _ = self.nudge.0.try_send(());
         }
-        drop(state);
-        let _ = self.nudge.0.try_send(());
     }
 
     fn set(&self, epoch: u64, valid_until: Instant, suspended: bool) {

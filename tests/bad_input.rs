@@ -224,6 +224,18 @@ fn bad_input_corpus() {
         (64, vec!["node", "--shutdown-grace", "forever"]),
         (64, vec!["node", "--task-retention", "0s"]),
         (64, vec!["node", "--allow-adhoc-shell", "--capacity", "0"]),
+        (64, vec!["node", "--redis-wait-replicas", "many"]),
+        (64, vec!["node", "--redis-wait-replicas", "101"]),
+        (
+            64,
+            vec![
+                "node",
+                "--redis-wait-replicas",
+                "1",
+                "--redis-wait-timeout",
+                "0s",
+            ],
+        ),
     ];
     let mut failures = Vec::new();
     for (code, args) in &cases {
@@ -237,11 +249,16 @@ fn bad_input_corpus() {
         }
     }
     // Bad URLs, with no --redis appended by the helper.
-    for url in [
+    let urls = [
         "http://127.0.0.1:1",
         "redis://127.0.0.1:notaport",
         "not a url",
-    ] {
+        "redis-sentinel://127.0.0.1:26379",
+        "redis-sentinel://a,,b#mymaster",
+        "redis-sentinel://a:26379/x#mymaster",
+        "rediss-sentinel://a:99999#mymaster",
+    ];
+    for url in urls {
         let out = support::run_bin(&["task", "list", "--redis", url], &[]);
         let context = format!("task list --redis {url}");
         if let Err(e) = std::panic::catch_unwind(|| assert_one_line_error(&out, 64, &context)) {
@@ -255,7 +272,7 @@ fn bad_input_corpus() {
         failures.is_empty(),
         "{} of {} cases failed:\n{}",
         failures.len(),
-        cases.len() + 3,
+        cases.len() + urls.len(),
         failures.join("\n")
     );
 
@@ -272,6 +289,6 @@ fn bad_input_corpus() {
     assert_eq!(tasks.as_array().map(Vec::len), Some(0), "{tasks}");
     report(&format!(
         "chaos bad-input: {} invocations, each one line and a non-zero exit, none panicked",
-        cases.len() + 3
+        cases.len() + urls.len()
     ));
 }

@@ -14,8 +14,8 @@
 //!   and checks `ROLE` is `master` before any command runs: a sentinel with
 //!   a stale view, or a demoted master, is skipped. The sentinel that
 //!   answered moves to the front of the list, so a dead or silent one is
-//!   not asked first again. There is no cached master: every reconnect
-//!   asks, because the last known master is exactly what a failover
+//!   not asked first again. A reconnect never uses a remembered address:
+//!   it asks, because the last known master is exactly what a failover
 //!   invalidates.
 //! - A connection that outlived a failover (idle, or blocked in a call
 //!   while its master was frozen) would go on writing to a resumed old

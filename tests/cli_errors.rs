@@ -417,7 +417,15 @@ fn redis_passwords_are_redacted_wherever_urls_are_printed() {
     let malformed = format!("redis://app:{PASSWORD}@[::1/0");
     let redis = RedisServer::start();
     let refused = format!("redis://app:{PASSWORD}@127.0.0.1:{}", redis.port());
+    let sentinel = format!(
+        "redis-sentinel://app:{PASSWORD}@127.0.0.1:{}#m",
+        closed_port()
+    );
+    let bad_sentinel = format!("redis-sentinel://app:{PASSWORD}@a,,b#m");
     for (url, args, code) in [
+        (&sentinel, vec!["node", "--id", "n1"], 69),
+        (&sentinel, vec!["task", "list"], 69),
+        (&bad_sentinel, vec!["task", "list"], 64),
         (&unreachable, vec!["node", "--id", "n1"], 69),
         (&unreachable, vec!["task", "list"], 69),
         (&malformed, vec!["node", "--id", "n1"], 64),
@@ -428,7 +436,11 @@ fn redis_passwords_are_redacted_wherever_urls_are_printed() {
         let context = format!("{args:?} with a password in the URL");
         let out = run_bin(
             &args,
-            &[("DISTSCHED_REDIS_URL", url.as_str()), ("RUST_LOG", "debug")],
+            &[
+                ("DISTSCHED_REDIS_URL", url.as_str()),
+                ("DISTSCHED_SENTINEL_PASSWORD", PASSWORD),
+                ("RUST_LOG", "debug"),
+            ],
         );
         let all = format!(
             "{}{}",

@@ -95,7 +95,9 @@ impl Endpoint {
             "redis-sentinel" => "redis",
             "rediss-sentinel" => "rediss",
             _ => {
-                return redis::Client::open(url)
+                return url
+                    .into_connection_info()
+                    .and_then(|info| redis::Client::open(lean(info)))
                     .map(|c| Endpoint::Server(Box::new(c)))
                     .map_err(|e| e.to_string());
             }
@@ -193,6 +195,7 @@ impl Sentinels {
                 }
                 None => info,
             };
+            let info = lean(info);
             order.push((with_port, info));
         }
         if order.len() > MAX_SENTINELS {
@@ -226,6 +229,7 @@ impl Sentinels {
             self.scheme, self.userinfo, self.db
         )
         .into_connection_info()
+        .map(lean)
     }
 
     fn connect(&self, timeout: Duration) -> Result<(redis::Connection, MasterAddr)> {
@@ -340,6 +344,15 @@ impl Sentinels {
             ))),
         }
     }
+}
+
+/// `info` without the `CLIENT SETINFO` pair the `redis` crate sends on
+/// connect: its handshake reads each reply with the connect timeout, so a
+/// server that accepts and never answers (a frozen master, a silent
+/// sentinel) held a connect two timeouts; now one, in the first command.
+fn lean(info: ConnectionInfo) -> ConnectionInfo {
+    let settings = info.redis_settings().clone().set_skip_set_lib_name();
+    info.set_redis_settings(settings)
 }
 
 /// A connection to one sentinel, every call bounded by `timeout`.

@@ -34,6 +34,8 @@ struct HaCluster {
     url: String,
     ns: String,
     nodes: Vec<NodeProc>,
+    /// The nodes' HTTP ports (`/metrics`).
+    ports: Vec<u16>,
     probe: Probe,
     runs: std::path::PathBuf,
     _dir: TempDir,
@@ -83,9 +85,16 @@ impl HaCluster {
                 "250ms",
             ]);
         }
+        let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
         let nodes = ["n1", "n2", "n3"]
             .iter()
-            .map(|id| NodeProc::start(&url, &ns, id, &flags))
+            .zip(&ports)
+            .map(|(id, port)| {
+                let http = port.to_string();
+                let mut flags = flags.clone();
+                flags.extend(["--http", &http]);
+                NodeProc::start(&url, &ns, id, &flags)
+            })
             .collect();
         let mut probe = Probe::new(&url, &ns);
         wait_for_leader(&mut probe, Duration::from_secs(15));
@@ -94,6 +103,7 @@ impl HaCluster {
             url,
             ns,
             nodes,
+            ports,
             probe,
             runs,
             _dir: dir,
@@ -130,6 +140,21 @@ impl HaCluster {
         wait_until(Duration::from_secs(n + 20), "slots fired", || {
             client.job(JOB).is_ok_and(|j| j.fired >= base + n)
         });
+    }
+
+    /// A counter summed over the nodes' `/metrics`.
+    fn counter(&self, name: &str) -> f64 {
+        self.ports
+            .iter()
+            .map(|&port| {
+                let body = http_call(port, "GET", "/metrics", None)
+                    .map(|r| r.body)
+                    .unwrap_or_default();
+                body.lines()
+                    .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse::<f64>().ok())
+                    .unwrap_or_else(|| panic!("no {name} in /metrics of :{port}:\n{body}"))
+            })
+            .sum()
     }
 
     fn assert_nodes_alive(&mut self) {
@@ -286,8 +311,17 @@ fn master_killed_under_cron_and_acknowledged_submits() {
     let out = cli(&c.url, &c.ns, &["leader", "--json"]);
     assert_eq!(out.status.code(), Some(0), "{out:?}");
     assert_eq!(json_of(&out)["node"], leader.as_str());
+    // The failover shows in the metrics.
+    let (errors, pauses) = (
+        c.counter("distsched_redis_connection_errors_total"),
+        c.counter("distsched_leader_pauses_total"),
+    );
+    assert!(
+        errors >= 1.0 && pauses >= 1.0,
+        "errors {errors}, pauses {pauses}"
+    );
     report(&format!(
-        "chaos sentinel-kill9: master :{old} killed -> :{new} promoted in {:.2} s, leader work again ({leader}@{epoch}) {:.2} s after the kill (down-after 1 s + failover + lease 1 s); {} submits acknowledged by 1 replica, all ran, {twice} ran twice, {refused} attempts refused during the failover; {slots} slots with one task each, {slots_twice} ran twice; no node exited",
+        "chaos sentinel-kill9: master :{old} killed -> :{new} promoted in {:.2} s, leader work again ({leader}@{epoch}) {:.2} s after the kill (down-after 1 s + failover + lease 1 s); {} submits acknowledged by 1 replica, all ran, {twice} ran twice, {refused} attempts refused during the failover; {slots} slots with one task each, {slots_twice} ran twice; no node exited; metrics: {errors} connections dropped, {pauses} leader pauses",
         to_master.as_secs_f64(),
         to_leader.as_secs_f64(),
         acked.len(),
@@ -341,8 +375,9 @@ fn frozen_master_rejoins_as_a_replica_and_its_writes_do_not_count() {
     c.assert_nodes_alive();
     // The master is still the promoted one; the zombie holds its data now.
     assert_eq!(c.set.master_port(), new);
+    let moves = c.counter("distsched_redis_master_moves_total");
     report(&format!(
-        "chaos sentinel-freeze: master :{old} frozen -> :{new} promoted in {:.2} s, leader work again ({leader}@{epoch}) after {:.2} s; resumed, a replica again {:.2} s later; {} submits acknowledged, all ran, {twice} ran twice, {refused} attempts refused; {slots} slots with one task each, {slots_twice} ran twice; no node exited",
+        "chaos sentinel-freeze: master :{old} frozen -> :{new} promoted in {:.2} s, leader work again ({leader}@{epoch}) after {:.2} s; resumed, a replica again {:.2} s later; {} submits acknowledged, all ran, {twice} ran twice, {refused} attempts refused; {slots} slots with one task each, {slots_twice} ran twice; no node exited; {moves} node connections left for the new master on the sentinels' word",
         to_master.as_secs_f64(),
         to_leader.as_secs_f64(),
         to_replica.as_secs_f64(),

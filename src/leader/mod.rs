@@ -133,6 +133,7 @@ impl Lease {
             && !held.suspended
         {
             held.suspended = true;
+            METRICS.leader_pauses.inc();
             log::warn!(
                 "leader: leader work paused (node {} epoch {}): {why}; renewing through a fresh connection",
                 self.node,

@@ -60,6 +60,13 @@ pub struct Metrics {
     pub heartbeat_latency: Histogram,
     /// Heartbeats that failed (Redis unreachable or an error).
     pub heartbeat_failures: Counter,
+    /// Redis connections dropped: I/O errors, timeouts, not-master replies.
+    pub redis_connection_errors: Counter,
+    /// Connections dropped because the sentinels named another master.
+    pub redis_master_moves: Counter,
+    /// Times this node, as leader, paused leader work to renew through a
+    /// fresh connection (`Lease::suspend`).
+    pub leader_pauses: Counter,
     /// Tasks running on this node's pool right now.
     pub tasks_running: Gauge,
     /// HTTP requests being handled right now.
@@ -92,6 +99,9 @@ pub static METRICS: Metrics = Metrics {
     tasks_expired: Counter::new(),
     heartbeat_latency: Histogram::new(LATENCY_BUCKETS),
     heartbeat_failures: Counter::new(),
+    redis_connection_errors: Counter::new(),
+    redis_master_moves: Counter::new(),
+    leader_pauses: Counter::new(),
     tasks_running: Gauge::new(),
     http_in_flight: Gauge::new(),
     http_responses: [const { Counter::new() }; HTTP_CODES.len()],
@@ -120,7 +130,7 @@ impl Metrics {
 
     /// Writes every metric of this registry into `enc`.
     pub fn encode(&self, enc: &mut Encoder) {
-        let counters: [(&str, &str, &Counter); 13] = [
+        let counters: [(&str, &str, &Counter); 16] = [
             (
                 "leader_elections_total",
                 "Times this node won the leader lease.",
@@ -185,6 +195,21 @@ impl Metrics {
                 "heartbeat_failures_total",
                 "Heartbeats that failed (Redis unreachable or an error).",
                 &self.heartbeat_failures,
+            ),
+            (
+                "redis_connection_errors_total",
+                "Redis connections this process dropped: I/O errors, timeouts, replies saying the server is not the writable master.",
+                &self.redis_connection_errors,
+            ),
+            (
+                "redis_master_moves_total",
+                "Redis connections dropped because the sentinels named another master (a failover seen).",
+                &self.redis_master_moves,
+            ),
+            (
+                "leader_pauses_total",
+                "Times this node, as leader, paused leader work after a Redis error to renew through a fresh connection.",
+                &self.leader_pauses,
             ),
         ];
         for (name, help, v) in counters {

@@ -243,6 +243,7 @@ impl Conn {
                 master.0,
                 master.1
             );
+            crate::metrics::METRICS.redis_master_moves.inc();
             self.conn = None;
         }
         if self.conn.is_none() {
@@ -263,7 +264,9 @@ impl Conn {
                 self.failures = 0;
             }
             Err(Error::Unavailable(msg)) => {
-                self.conn = None;
+                if self.conn.take().is_some() {
+                    crate::metrics::METRICS.redis_connection_errors.inc();
+                }
                 if self.failures == 0 && !self.quiet {
                     log::warn!(
                         "{}: Redis unreachable ({msg}); retrying with backoff",

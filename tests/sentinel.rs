@@ -659,3 +659,59 @@ fn not_master(err: &distsched::Error, code: &str) -> bool {
     let text = err.to_string().to_lowercase();
     text.contains(code) && text.contains("not the writable master")
 }
+
+/// A sentinel with a stale view names a replica as the master: the `ROLE`
+/// check refuses it and the next sentinel's answer is used, so the write
+/// lands on the master (without the check it would go to the replica and
+/// fail with `READONLY`).
+#[test]
+fn a_sentinel_that_names_a_replica_is_not_believed() {
+    use std::io::{Read, Write};
+    let set = SentinelSet::start();
+    let master = set.master_port();
+    let replica = set
+        .servers()
+        .iter()
+        .find(|s| s.port() != master)
+        .expect("a replica")
+        .port();
+    // A fake sentinel: every command gets the replica's address.
+    let fake = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let fake_port = fake.local_addr().expect("addr").port();
+    let asked = Arc::new(AtomicBool::new(false));
+    let flag = asked.clone();
+    std::thread::spawn(move || {
+        for mut s in fake.incoming().flatten() {
+            let flag = flag.clone();
+            std::thread::spawn(move || {
+                let reply = format!(
+                    "*2\r\n$9\r\n127.0.0.1\r\n${}\r\n{replica}\r\n",
+                    replica.to_string().len()
+                );
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = s.read(&mut buf) {
+                    if n == 0 || s.write_all(reply.as_bytes()).is_err() {
+                        break;
+                    }
+                    flag.store(true, Ordering::Relaxed);
+                }
+            });
+        }
+    });
+    let real = set.sentinel_ports()[0];
+    let url = format!("redis-sentinel://127.0.0.1:{fake_port},127.0.0.1:{real}#mymaster");
+    let ns = unique_ns("ha-stale");
+    let mut client = Client::open_with(&options(&url, false), &ns).expect("client");
+    let sub = client
+        .submit(&TaskSpec::new("noop"))
+        .expect("submit through a stale sentinel");
+    assert!(
+        asked.load(Ordering::Relaxed),
+        "the fake sentinel was not asked"
+    );
+    let on_master: bool = redis::cmd("EXISTS")
+        .arg(Keys::new(&ns).task(&sub.id))
+        .query(&mut set.server_by_port(master).client())
+        .expect("EXISTS");
+    assert!(on_master, "the task is not on the master");
+}

@@ -280,6 +280,15 @@ impl Sentinels {
         }
     }
 
+    /// Moves the first sentinel to the back of the order.
+    fn demote_first(&self) {
+        let mut order = lock(&self.order);
+        if order.len() > 1 {
+            let first = order.remove(0);
+            order.push(first);
+        }
+    }
+
     /// The master the sentinels name now: the last answer while it is
     /// fresh (or while another thread asks), else one sentinel asked.
     fn current(&self, timeout: Duration) -> Option<MasterAddr> {
@@ -313,6 +322,19 @@ impl Sentinels {
                     break;
                 }
             }
+        }
+        // A new master is believed only once it says so (ROLE): a sentinel
+        // with a stale view (a minority partition) must not make every
+        // connection leave the real master each second.
+        let known = lock(&self.watch).master.clone();
+        if let Some(m) = &answer
+            && known.as_ref() != Some(m)
+            && self.open_master(&m.0, m.1, timeout).is_err()
+        {
+            answer = None;
+            // Ask the others next time.
+            kept_conn = None;
+            self.demote_first();
         }
         let mut watch = lock(&self.watch);
         watch.busy = false;

@@ -112,9 +112,9 @@ impl NodeBuilder {
         }
         #[cfg(feature = "failpoints")]
         crate::failpoints::setup_from_env()?;
-        let executors = builtin_executors(&config, self.executors)?;
-        let listener = crate::http::bind(&config)?;
         let store = Store::open(&config.redis_options(), &config.namespace)?;
+        let executors = builtin_executors(&config, &store, self.executors)?;
+        let listener = crate::http::bind(&config)?;
         store.ping()?;
 
         let running = Arc::new(AtomicUsize::new(0));
@@ -204,7 +204,7 @@ impl NodeBuilder {
 /// limited to `http_allow`), declared shell commands, ad hoc `shell` when
 /// allowed (both with the `task_env` policy and the node's secrets), under
 /// the executors the embedding program registered.
-fn builtin_executors(config: &Config, custom: Executors) -> Result<Executors> {
+fn builtin_executors(config: &Config, store: &Store, custom: Executors) -> Result<Executors> {
     let mut all = Executors::default();
     for name in &config.builtin {
         match name.as_str() {
@@ -215,7 +215,7 @@ fn builtin_executors(config: &Config, custom: Executors) -> Result<Executors> {
             other => return Err(Error::Config(format!("unknown built-in `{other}`"))),
         }
     }
-    let secrets = node_secrets(config);
+    let secrets = node_secrets(config, store);
     let shell = |executor: ShellExecutor| {
         executor
             .with_env(config.task_env.clone())
@@ -235,12 +235,9 @@ fn builtin_executors(config: &Config, custom: Executors) -> Result<Executors> {
 
 /// The values a task's environment must not carry: the Redis password (as
 /// the URL decodes it), the sentinels' password and the HTTP token.
-fn node_secrets(config: &Config) -> Vec<String> {
+fn node_secrets(config: &Config, store: &Store) -> Vec<String> {
     let mut secrets = Vec::new();
-    if let Some(password) = Store::open(&config.redis_options(), &config.namespace)
-        .ok()
-        .and_then(|s| s.password())
-    {
+    if let Some(password) = store.password() {
         secrets.push(password);
     }
     if let Some(password) = &config.sentinel_password {

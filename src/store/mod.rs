@@ -57,9 +57,7 @@ impl RedisOptions {
             wait_timeout: Duration::from_secs(1),
         }
     }
-}
 
-impl RedisOptions {
     /// Checks the URL (and the sentinel credentials) without connecting.
     pub fn check(&self) -> std::result::Result<(), String> {
         Endpoint::parse(&self.url, self.sentinel_password.as_deref()).map(drop)

@@ -7,12 +7,13 @@
 mod support;
 
 use std::collections::HashMap;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use distsched::ListFilter;
 use distsched::{Client, Status, TaskSpec};
-use support::{NodeProc, RedisServer, TempDir, report, unique_ns, wait_until};
+use support::{
+    NodeProc, RedisServer, TempDir, record_exec, recorded, report, unique_ns, wait_until,
+};
 
 /// A tiny deterministic PRNG (no extra dependency), seeded from the clock.
 struct Lcg(u64);
@@ -33,25 +34,6 @@ impl Lcg {
             .wrapping_add(1442695040888963407);
         ((self.0 >> 33) as usize) % n
     }
-}
-
-/// `--exec record=...`: appends the task id to `file` (one short write, so
-/// lines never interleave), then works for `work` seconds.
-fn record_exec(file: &Path, work: &str) -> String {
-    format!(
-        "record=sh -c 'echo $DISTSCHED_TASK_ID >> {}; sleep {work}'",
-        file.display()
-    )
-}
-
-/// How many times each task id was recorded.
-fn recorded(file: &Path) -> HashMap<String, usize> {
-    let text = std::fs::read_to_string(file).unwrap_or_default();
-    let mut counts = HashMap::new();
-    for line in text.lines().filter(|l| !l.is_empty()) {
-        *counts.entry(line.to_string()).or_insert(0) += 1;
-    }
-    counts
 }
 
 fn submit_all(c: &mut Client, n: usize, executor: &str) -> Vec<String> {

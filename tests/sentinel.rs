@@ -11,13 +11,13 @@
 //!   next epoch is still above every epoch used, an older term is fenced;
 //! - discovery through a dead and a silent sentinel.
 //!
-//! Every task runs `mark`, a shell command that appends its id to a file
+//! Every task runs `record`, a shell command that appends its id to a file
 //! outside Redis: that record survives any failover, so a task that ran
 //! twice shows twice whatever Redis lost.
 
 mod support;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -60,22 +60,11 @@ impl HaCluster {
         let ns = unique_ns(label);
         let dir = TempDir::new(label);
         let runs = dir.join("runs.log");
-        let mark = dir.join("mark.sh");
-        std::fs::write(
-            &mark,
-            format!(
-                "#!/bin/sh\necho \"$DISTSCHED_TASK_ID $DISTSCHED_ATTEMPT\" >> '{}'\n",
-                runs.display()
-            ),
-        )
-        .expect("write mark.sh");
-        std::fs::set_permissions(&mark, std::os::unix::fs::PermissionsExt::from_mode(0o755))
-            .expect("chmod mark.sh");
         let mut client = Client::open_with(&options(&url, false), &ns).expect("client");
         client
-            .add_job(&JobSpec::new(JOB, "mark").with_cron("* * * * * *"))
+            .add_job(&JobSpec::new(JOB, "record").with_cron("* * * * * *"))
             .expect("add job");
-        let exec = format!("mark={}", mark.display());
+        let exec = record_exec(&runs, "0");
         let mut flags = vec!["--exec", &exec, "--redis-timeout", "1s"];
         if wait {
             flags.extend([
@@ -111,15 +100,8 @@ impl HaCluster {
     }
 
     /// How often each task id ran (from the run log).
-    fn runs(&self) -> BTreeMap<String, u32> {
-        let text = std::fs::read_to_string(&self.runs).unwrap_or_default();
-        let mut runs = BTreeMap::new();
-        for line in text.lines() {
-            if let Some((id, _attempt)) = line.split_once(' ') {
-                *runs.entry(id.to_string()).or_insert(0) += 1;
-            }
-        }
-        runs
+    fn runs(&self) -> HashMap<String, usize> {
+        recorded(&self.runs)
     }
 
     /// Waits until leader work runs again on the current master: a
@@ -184,7 +166,7 @@ impl Submitter {
             let mut n = 0u64;
             while !s.load(Ordering::Relaxed) {
                 n += 1;
-                let spec = TaskSpec::new("mark").with_key(format!("s{n}"));
+                let spec = TaskSpec::new("record").with_key(format!("s{n}"));
                 loop {
                     match client.submit(&spec) {
                         Ok(sub) => {
@@ -354,7 +336,7 @@ fn frozen_master_rejoins_as_a_replica_and_its_writes_do_not_count() {
     send_signal(zombie_pid, "CONT");
     let resumed = Instant::now();
     let after = idle
-        .submit(&TaskSpec::new("mark").with_key("after-resume"))
+        .submit(&TaskSpec::new("record").with_key("after-resume"))
         .expect("submit after the resume");
     assert_eq!(
         c.set.server_by_port(old).role().as_deref(),

@@ -1,7 +1,8 @@
 //! In-process nodes and clients: fast configs, waiting for a cluster to
-//! form and for tasks to end.
+//! form and for tasks to end, and the `record` executor that logs every run
+//! outside Redis.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
 use super::*;
@@ -93,4 +94,23 @@ pub fn wait_task(
     wait_for(timeout, &format!("task {id} {what}"), || {
         client.task(id).ok().filter(|t| cond(t))
     })
+}
+
+/// `--exec record=...`: appends the task id to `file` (one short write, so
+/// lines never interleave), then works for `work` seconds.
+pub fn record_exec(file: &Path, work: &str) -> String {
+    format!(
+        "record=sh -c 'echo $DISTSCHED_TASK_ID >> {}; sleep {work}'",
+        file.display()
+    )
+}
+
+/// How many times each task id was recorded.
+pub fn recorded(file: &Path) -> HashMap<String, usize> {
+    let text = std::fs::read_to_string(file).unwrap_or_default();
+    let mut counts = HashMap::new();
+    for line in text.lines().filter(|l| !l.is_empty()) {
+        *counts.entry(line.to_string()).or_insert(0) += 1;
+    }
+    counts
 }

@@ -64,15 +64,7 @@ impl RedisServer {
 
     /// A new connection (2 s timeouts).
     pub fn client(&self) -> redis::Connection {
-        let client = redis::Client::open(self.url()).expect("redis url");
-        let conn = client
-            .get_connection_with_timeout(Duration::from_secs(2))
-            .expect("connect to the test redis-server");
-        conn.set_read_timeout(Some(Duration::from_secs(2)))
-            .expect("read timeout");
-        conn.set_write_timeout(Some(Duration::from_secs(2)))
-            .expect("write timeout");
-        conn
+        test_connection(&self.url())
     }
 
     /// Kills the server (SIGKILL, like a crash) and waits for it.
@@ -106,6 +98,20 @@ impl Drop for RedisServer {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// A new connection to the test server at `url`, with 2 s timeouts;
+/// panics when it cannot connect.
+pub fn test_connection(url: &str) -> redis::Connection {
+    let client = redis::Client::open(url).expect("redis url");
+    let conn = client
+        .get_connection_with_timeout(Duration::from_secs(2))
+        .unwrap_or_else(|e| panic!("connect to the test redis-server {url}: {e}"));
+    conn.set_read_timeout(Some(Duration::from_secs(2)))
+        .expect("read timeout");
+    conn.set_write_timeout(Some(Duration::from_secs(2)))
+        .expect("write timeout");
+    conn
 }
 
 /// Spawns `redis-server` on `port` and waits until it answers PING. Checks

@@ -47,21 +47,6 @@ impl RedisNode {
         format!("redis://127.0.0.1:{}", self.port)
     }
 
-    /// `master`, `replica-1`, `sentinel-0`, ...
-    pub fn label(&self) -> &str {
-        &self.label
-    }
-
-    /// The process's stdout/stderr log.
-    pub fn log_path(&self) -> &Path {
-        &self.log
-    }
-
-    /// The process's own directory (data files, sentinel config).
-    pub fn dir(&self) -> &Path {
-        self.dir.path()
-    }
-
     /// The last `lines` lines of the log, under a header naming the node.
     pub fn log_tail(&self, lines: usize) -> String {
         let text =
@@ -77,17 +62,9 @@ impl RedisNode {
         )
     }
 
-    /// A new connection (2 s timeouts), like `RedisServer::client`.
+    /// A new connection (2 s timeouts).
     pub fn client(&self) -> redis::Connection {
-        let client = redis::Client::open(self.url()).expect("redis url");
-        let conn = client
-            .get_connection_with_timeout(Duration::from_secs(2))
-            .unwrap_or_else(|e| panic!("connect to {} on port {}: {e}", self.label, self.port));
-        conn.set_read_timeout(Some(Duration::from_secs(2)))
-            .expect("read timeout");
-        conn.set_write_timeout(Some(Duration::from_secs(2)))
-            .expect("write timeout");
-        conn
+        test_connection(&self.url())
     }
 
     /// Kills the process (SIGKILL, like a crash) and waits for it. Does
@@ -134,7 +111,6 @@ impl Drop for RedisNode {
 pub struct SentinelSet {
     servers: Vec<RedisNode>,
     sentinels: Vec<RedisNode>,
-    startup: Vec<(&'static str, Duration)>,
 }
 
 impl SentinelSet {
@@ -142,8 +118,7 @@ impl SentinelSet {
     /// seen and the logs' tails) until both replicas are online on the
     /// master and every sentinel lists 2 replicas and 2 other sentinels.
     pub fn start() -> SentinelSet {
-        let t0 = Instant::now();
-        let mut startup = Vec::new();
+        let deadline = Instant::now() + START_DEADLINE;
         let master = start_node("master", |port, dir| data_server_cmd(port, dir, None));
         let master_port = master.port;
         let mut servers = vec![master];
@@ -152,9 +127,7 @@ impl SentinelSet {
                 data_server_cmd(port, dir, Some(master_port))
             }));
         }
-        startup.push(("data servers up", t0.elapsed()));
 
-        let deadline = t0 + START_DEADLINE;
         let mut last = String::new();
         while !replication_online(master_port, &mut last) {
             if Instant::now() >= deadline {
@@ -166,7 +139,6 @@ impl SentinelSet {
             }
             std::thread::sleep(POLL);
         }
-        startup.push(("replication online", t0.elapsed()));
 
         let mut sentinels = Vec::new();
         for i in 0..3 {
@@ -174,7 +146,6 @@ impl SentinelSet {
                 sentinel_cmd(port, dir, master_port)
             }));
         }
-        startup.push(("sentinels up", t0.elapsed()));
 
         loop {
             let pending: Vec<String> = sentinels
@@ -195,13 +166,8 @@ impl SentinelSet {
             }
             std::thread::sleep(POLL);
         }
-        startup.push(("sentinels discovered all", t0.elapsed()));
 
-        SentinelSet {
-            servers,
-            sentinels,
-            startup,
-        }
+        SentinelSet { servers, sentinels }
     }
 
     pub fn master_name(&self) -> &str {
@@ -223,11 +189,6 @@ impl SentinelSet {
         self.sentinels.iter().map(|s| s.port).collect()
     }
 
-    /// The three sentinels (index as in [`SentinelSet::stop_sentinel`]).
-    pub fn sentinels(&self) -> &[RedisNode] {
-        &self.sentinels
-    }
-
     /// The 3 data servers; index 0 is the initial master.
     pub fn servers(&self) -> &[RedisNode] {
         &self.servers
@@ -239,12 +200,6 @@ impl SentinelSet {
             .iter()
             .find(|s| s.port == port)
             .unwrap_or_else(|| panic!("no data server of this SentinelSet on port {port}"))
-    }
-
-    /// When each start-up phase ended, from the start of
-    /// [`SentinelSet::start`].
-    pub fn startup_phases(&self) -> &[(&'static str, Duration)] {
-        &self.startup
     }
 
     /// The master port the sentinels name (`SENTINEL
@@ -315,11 +270,6 @@ impl SentinelSet {
     /// Kills sentinel `i` (SIGKILL) and waits for it.
     pub fn stop_sentinel(&mut self, i: usize) {
         self.sentinels[i].kill();
-    }
-
-    /// The tails of every log, sentinels last.
-    pub fn log_tails(&self) -> String {
-        format!("{}\n{}", tails(&self.servers), tails(&self.sentinels))
     }
 }
 
